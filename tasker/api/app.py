@@ -1,0 +1,28 @@
+"""Build the Tornado application from the configuration: routes for each task type."""
+
+from __future__ import annotations
+
+import tornado.web
+
+from tasker.api.dispatch import Dispatcher
+from tasker.api.handlers import HealthHandler, NotFoundHandler, TaskCollectionHandler, TaskItemHandler
+from tasker.config import Config
+
+MAX_ENDPOINTS = 1000
+
+
+def make_app(config: Config, dispatcher: Dispatcher) -> tornado.web.Application:
+    """The API of `config`, reaching storage and broker through `dispatcher`."""
+    routes: list = [(r"/health", HealthHandler, {"dispatcher": dispatcher})]
+    for task_type in config.task_types:
+        options = {"dispatcher": dispatcher, "task_type": task_type}
+        routes.append((r"/%s" % task_type, TaskCollectionHandler, options))
+        routes.append((r"/%s/([^/]+)" % task_type, TaskItemHandler, options))
+    return tornado.web.Application(
+        routes,
+        default_handler_class=NotFoundHandler,
+        task_types=config.task_types,
+        max_body_size=config.api.max_body_size,
+        max_endpoints=MAX_ENDPOINTS,
+        wait_for_endpoints_timeout=config.api.wait_for_endpoints_timeout,
+    )

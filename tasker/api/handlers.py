@@ -1,0 +1,153 @@
+"""Tornado request handlers: create and read tasks; every error is a JSON body (SPEC 3.3)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import tornado.web
+
+from tasker.api.dispatch import Dispatcher
+from tasker.api.validation import check_identifier, parse_new_task
+from tasker.errors import BrokerUnavailable, InvalidTask, StorageUnavailable, TaskConflict, TaskNotFound
+from tasker.status import TaskStatus
+
+log = logging.getLogger(__name__)
+
+# tasker's errors, as the HTTP status each one answers.
+ERROR_STATUS = {
+    InvalidTask: 400,
+    TaskNotFound: 404,
+    TaskConflict: 409,
+    StorageUnavailable: 503,
+    BrokerUnavailable: 503,
+}
+
+
+class JsonHandler(tornado.web.RequestHandler):
+    """Base of every request handler: JSON answers, JSON errors, tasker errors mapped to statuses."""
+
+    def initialize(self, dispatcher: Dispatcher | None = None, task_type: str | None = None) -> None:
+        self.dispatcher = dispatcher
+        self.task_type = task_type
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+
+    def answer(self, status: int, body: Any) -> None:
+        """Finish with `status` and `body` as JSON."""
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    def fail(self, status: int, message: str) -> None:
+        """Finish with an error body: `{"error": {"status": ..., "message": ...}}`."""
+        self.clear()
+        self.set_status(status)
+        self.finish(json.dumps({"error": {"status": status, "message": message}}))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        elif status_code == 405:
+            message = "method %s is not allowed here" % self.request.method
+        elif status_code >= 500:
+            message = "internal error; the API log has the details"
+        else:
+            message = self._reason
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        self.finish(json.dumps({"error": {"status": status_code, "message": message}}))
+
+    def allowed_methods(self) -> list[str]:
+        """The methods this handler answers, for the `Allow` header of a 405."""
+        return [m for m in ("GET", "POST") if type(self).__dict__.get(m.lower())]
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        for error, status in ERROR_STATUS.items():
+            if isinstance(e, error):
+                if status >= 500:
+                    log.warning("%s %s: %s", self.request.method, self.request.path, e)
+                self.fail(status, str(e))
+                return
+        super()._handle_request_exception(e)
+
+
+@tornado.web.stream_request_body
+class TaskCollectionHandler(JsonHandler):
+    """`POST /<task_type>`: create a task and send it to its endpoints."""
+
+    def prepare(self) -> None:
+        self._body = bytearray()
+        self._too_large = False
+        if self.request.method != "POST":
+            return
+        limit = self.settings["max_body_size"]
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            self.fail(415, "Content-Type must be application/json, not %r" % content_type)
+            return
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            self.fail(413, "body of %s bytes is over the limit of %d bytes" % (length, limit))
+
+    def data_received(self, chunk: bytes) -> None:
+        if len(self._body) + len(chunk) > self.settings["max_body_size"]:
+            self._too_large = True
+            self._body = bytearray()
+        elif not self._too_large:
+            self._body.extend(chunk)
+
+    async def post(self) -> None:
+        if self._too_large:
+            self.fail(413, "body is over the limit of %d bytes" % self.settings["max_body_size"])
+            return
+        new = parse_new_task(self.task_type, bytes(self._body), self.settings["max_endpoints"])
+        timeout = self.settings["wait_for_endpoints_timeout"]
+        created = await self.dispatcher.storage(self.dispatcher.tasks.create, new, timeout)
+        task = created.task
+        if not created.created:
+            self.answer(200, task)
+            return
+        self.set_header("Location", "/%s/%s" % (task["type"], task["identifier"]))
+        try:
+            task["status"] = await self.dispatcher.send(task)
+        except BrokerUnavailable as exc:
+            log.warning("task %s (%s) accepted, broker unavailable: %s", task["identifier"], task["type"], exc)
+            self.answer(202, dict(task, status=TaskStatus.CREATED.value))
+            return
+        log.info("task %s (%s) sent to %s", task["identifier"], task["type"], ", ".join(task["endpoints"]))
+        self.answer(201, task)
+
+
+class TaskItemHandler(JsonHandler):
+    """`GET /<task_type>/<identifier>`: the task and every endpoint's response."""
+
+    async def get(self, identifier: str) -> None:
+        try:
+            check_identifier(identifier)
+        except InvalidTask as exc:
+            raise TaskNotFound("no %s task with identifier %r: %s" % (self.task_type, identifier[:60], exc))
+        self.answer(200, await self.dispatcher.storage(self.dispatcher.tasks.get, self.task_type, identifier))
+
+
+class HealthHandler(JsonHandler):
+    """`GET /health`: whether this API process reaches its database and broker."""
+
+    async def get(self) -> None:
+        database = "ok"
+        try:
+            await self.dispatcher.storage(self.dispatcher.tasks.database.ping)
+        except StorageUnavailable as exc:
+            database = str(exc)
+        broker = "ok" if self.dispatcher.publisher.is_open else "not connected"
+        status = 200 if database == "ok" else 503
+        self.answer(status, {"status": "ok" if status == 200 else "degraded", "database": database, "broker": broker})
+
+
+class NotFoundHandler(JsonHandler):
+    """Every path that is not a configured task type."""
+
+    def prepare(self) -> None:
+        self.fail(404, "no such path: %s (task types: %s)" % (self.request.path, ", ".join(self.settings["task_types"])))

@@ -1,0 +1,75 @@
+"""Turn a POST body into a NewTask, or say exactly what is wrong with it (SPEC 3.1, 3.3)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tasker.config import NAME_PATTERN
+from tasker.errors import InvalidTask
+from tasker.storage.tasks import NewTask
+
+NAME_RULE = "1 to 50 characters from A-Z a-z 0-9 . _ : -"
+KNOWN_KEYS = {"identifier", "payload", "endpoints"}
+
+
+def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000) -> NewTask:
+    """Decode and check the JSON body of `POST /<task_type>`."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidTask("body is not UTF-8: %s" % exc) from exc
+    except ValueError as exc:
+        raise InvalidTask("body is not valid JSON: %s" % exc) from exc
+    if not isinstance(data, dict):
+        raise InvalidTask("body must be a JSON object, not %s" % _json_kind(data))
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        raise InvalidTask("unknown key %r (known: endpoints, identifier, payload)" % unknown[0])
+    return NewTask(
+        type=task_type,
+        identifier=check_identifier(data.get("identifier")),
+        payload=data.get("payload", ""),
+        endpoints=_endpoints(data.get("endpoints"), max_endpoints),
+    )
+
+
+def check_identifier(identifier: Any) -> str:
+    """Return the identifier if it follows the rule, else raise InvalidTask."""
+    if identifier is None:
+        raise InvalidTask("identifier is missing")
+    if not isinstance(identifier, str):
+        raise InvalidTask("identifier must be a string, not %s" % _json_kind(identifier))
+    if not NAME_PATTERN.match(identifier):
+        raise InvalidTask("identifier %r is not %s" % (identifier[:60], NAME_RULE))
+    return identifier
+
+
+def _endpoints(endpoints: Any, max_endpoints: int) -> list[str] | None:
+    if endpoints is None:
+        return None
+    if not isinstance(endpoints, list):
+        raise InvalidTask("endpoints must be a list of names, not %s" % _json_kind(endpoints))
+    if not endpoints:
+        raise InvalidTask("endpoints must name at least one endpoint (or be left out)")
+    if len(endpoints) > max_endpoints:
+        raise InvalidTask("endpoints names %d endpoints, more than %d" % (len(endpoints), max_endpoints))
+    for name in endpoints:
+        if not isinstance(name, str):
+            raise InvalidTask("endpoints must hold strings, not %s" % _json_kind(name))
+        if not NAME_PATTERN.match(name):
+            raise InvalidTask("endpoint name %r is not %s" % (name[:60], NAME_RULE))
+    seen: set[str] = set()
+    for name in endpoints:
+        if name in seen:
+            raise InvalidTask("endpoint %r is named more than once" % name)
+        seen.add(name)
+    return endpoints
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    for kind, name in kinds.items():
+        if isinstance(value, kind):
+            return name
+    return "a number"

@@ -1,0 +1,1 @@
+"""Operator entry points: `bin/api`, `bin/manager`, `bin/initialize`, `bin/supervisord`, `bin/supervisorctl`."""

@@ -1,0 +1,61 @@
+"""`bin/initialize --mode M -d -r [--reset]`: create the database tables and the RabbitMQ vhost."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from tasker.cli.common import add_mode_option, run, setup_logging
+from tasker.config import Config, load_config
+from tasker.messaging.admin import setup_vhost
+from tasker.messaging.publisher import Publisher
+from tasker.storage import open_database
+
+log = logging.getLogger("tasker.initialize")
+
+
+def main() -> int:
+    """Parse the command line and set up what was asked."""
+    parser = argparse.ArgumentParser(prog="initialize", description="Set up tasker's database and RabbitMQ vhost.")
+    add_mode_option(parser)
+    parser.add_argument("-d", "--database", action="store_true", help="create or migrate the database tables")
+    parser.add_argument("-r", "--rabbitmq", action="store_true", help="create the RabbitMQ vhost, user, permissions and queues")
+    parser.add_argument("--reset", action="store_true", help="drop what exists first (tables, or the vhost with its queues)")
+    args = parser.parse_args()
+    if not (args.database or args.rabbitmq):
+        parser.error("say what to initialize: -d (database), -r (RabbitMQ), or both")
+    setup_logging()
+    config = load_config(args.mode)
+    if args.database:
+        database = open_database(config.manager.db)
+        try:
+            database.upgrade_schema(reset=args.reset)
+        finally:
+            database.close()
+        log.info("database tables are ready%s", " (reset)" if args.reset else "")
+    if args.rabbitmq:
+        setup_vhost(config.rabbitmq, config.manager.message_queue, reset=args.reset)
+        asyncio.run(declare_queues(config))
+    return 0
+
+
+async def declare_queues(config: Config) -> None:
+    """Declare the exchange of every task type and the queue of every configured endpoint,
+    so tasks published before a manager first starts wait for it."""
+    publisher = Publisher(config.manager.message_queue)
+    try:
+        for task_type in config.task_types:
+            await publisher.declare(task_type, config.endpoints.get(task_type, []))
+    finally:
+        await publisher.close()
+    log.info("exchanges and endpoint queues are declared")
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    run(main)
+
+
+if __name__ == "__main__":
+    main_entry()

@@ -1,0 +1,267 @@
+"""Load `config/<mode>.config.yaml` once, expand environment variables, validate, freeze.
+
+Every value may name environment variables as `{NAME}` or `{NAME:-default}`. A missing
+variable, an unknown key or a value of the wrong type is a `ConfigError` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasker.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,50}$")
+TASK_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+_ENV_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DbConfig:
+    """Where task and task-response rows live."""
+
+    uri: str
+    verbose: bool = False
+    pool_size: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageQueueConfig:
+    """How API and managers reach RabbitMQ, and how exchanges and queues are named."""
+
+    host: str = "127.0.0.1"
+    port: int = 5672
+    username: str = "guest"
+    password: str = "guest"
+    virtual_host: str = "/"
+    exchange: str = "tasker"
+    heartbeat: int = 60
+    prefetch: int = 20
+    connection_attempts: int = 3
+    retry_delay: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    """The REST API process."""
+
+    port: int = 8888
+    address: str = "127.0.0.1"
+    wait_for_endpoints_timeout: int = 30
+    max_body_size: int = 1024 * 1024
+    deadline_check_interval: float = 1.0
+    outbox_interval: float = 2.0
+    executor_threads: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ManagerConfig:
+    """The manager processes on the endpoints."""
+
+    db: DbConfig
+    message_queue: MessageQueueConfig = MessageQueueConfig()
+    handler_package: str = "tasker.manager.handler"
+    handler_modules: dict[str, str] = dataclasses.field(default_factory=dict)
+    handler_settings: dict[str, dict] = dataclasses.field(default_factory=dict)
+    db_retry_delay: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RabbitmqConfig:
+    """What `initialize -r` needs to create the vhost, user and permissions."""
+
+    rabbitmqctl: str = "rabbitmqctl"
+    management_url: str = ""
+    username: str = "guest"
+    password: str = "guest"
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisorConfig:
+    """The supervisord of this run mode."""
+
+    stopwaitsecs: int = 120
+    log_dir: str = "var/log"
+    run_dir: str = "var/run"
+    username: str = "tasker"
+    password: str = ""
+    http_port: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole configuration of one run mode."""
+
+    mode: str
+    task_types: tuple[str, ...]
+    manager: ManagerConfig
+    api: ApiConfig = ApiConfig()
+    endpoints: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    rabbitmq: RabbitmqConfig = RabbitmqConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+
+    def handler_module(self, task_type: str) -> str:
+        """Return the dotted module name of the handler module for a configured task type."""
+        if task_type not in self.task_types:
+            raise ConfigError(
+                "task type %r is not configured (task_types: %s)"
+                % (task_type, ", ".join(self.task_types))
+            )
+        default = "%s.%s" % (self.manager.handler_package, task_type)
+        return self.manager.handler_modules.get(task_type, default)
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path of the config against the project root."""
+        path = Path(relative)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def config_dir() -> Path:
+    """Return the folder holding `<mode>.config.yaml` files (`TASKER_CONFIG_DIR` or `config/`)."""
+    return Path(os.environ.get("TASKER_CONFIG_DIR") or PROJECT_ROOT / "config")
+
+
+def load_config(mode: str, directory: Path | None = None) -> Config:
+    """Read, expand and validate the configuration of run mode `mode`."""
+    path = (directory or config_dir()) / ("%s.config.yaml" % mode)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("no configuration for run mode %r: %s does not exist" % (mode, path))
+    except yaml.YAMLError as exc:
+        raise ConfigError("%s is not valid YAML: %s" % (path, exc)) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError("%s must hold a mapping of configuration keys" % path)
+    environ = dict(_env_file_values(), **os.environ)
+    expanded = _expand(raw, environ, "")
+    config = _build(Config, dict(expanded, mode=mode), "")
+    _check(config)
+    return config
+
+
+def _env_file_values() -> dict[str, str]:
+    """Values from `var/tasker.env` (written by `make run`), used where the environment lacks them."""
+    path = Path(os.environ.get("TASKER_ENV_FILE") or PROJECT_ROOT / "var" / "tasker.env")
+    values = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not name.startswith("#"):
+                values[name.strip()] = value.strip()
+    return values
+
+
+def _expand(value: Any, environ: dict[str, str], key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, environ, _join(key, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ, "%s[%d]" % (key, i)) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError("%s: environment variable %s is not set" % (key, name))
+
+    expanded = _ENV_REFERENCE.sub(substitute, value)
+    if expanded != value and _ENV_REFERENCE.fullmatch(value):
+        # A value that is only a variable may stand for a number or a boolean.
+        loaded = yaml.safe_load(expanded) if expanded else ""
+        return loaded if isinstance(loaded, (int, float, bool)) else expanded
+    return expanded
+
+
+def _join(key: str, name: Any) -> str:
+    return "%s.%s" % (key, name) if key else str(name)
+
+
+def _build(cls: type, raw: Any, key: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError("%s must be a mapping, not %s" % (key or "the file", _kind(raw)))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError("unknown configuration key %s" % _join(key, unknown[0]))
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        if name in raw:
+            values[name] = _coerce(hints[name], raw[name], _join(key, name))
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError("missing configuration key %s" % _join(key, name))
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            raise ConfigError("%s must be a list, not %s" % (key, _kind(value)))
+        item = typing.get_args(hint)[0]
+        items = [_coerce(item, v, "%s[%d]" % (key, i)) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError("%s must be a mapping, not %s" % (key, _kind(value)))
+        _, item = typing.get_args(hint)
+        return {str(k): _coerce(item, v, _join(key, k)) for k, v in value.items()}
+    return _scalar(hint, value, key)
+
+
+def _scalar(hint: Any, value: Any, key: str) -> Any:
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError("%s must be a mapping, not %s" % (key, _kind(value)))
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and value is None:
+        return ""
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError("%s must be %s, not %s" % (key, hint.__name__, _kind(value)))
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _check(config: Config) -> None:
+    if not config.task_types:
+        raise ConfigError("task_types must name at least one task type")
+    for task_type in config.task_types:
+        if not TASK_TYPE_PATTERN.match(task_type):
+            raise ConfigError(
+                "task_types: %r is not a valid task type (lower-case letters, digits and _, "
+                "starting with a letter)" % task_type
+            )
+    per_type = {
+        "endpoints": config.endpoints,
+        "manager.handler_modules": config.manager.handler_modules,
+        "manager.handler_settings": config.manager.handler_settings,
+    }
+    for section, mapping in per_type.items():
+        for task_type in mapping:
+            if task_type not in config.task_types:
+                raise ConfigError("%s.%s: %r is not in task_types" % (section, task_type, task_type))
+    for task_type, names in config.endpoints.items():
+        for name in names:
+            if not NAME_PATTERN.match(name):
+                raise ConfigError("endpoints.%s: %r is not a valid endpoint name" % (task_type, name))
+    if config.api.wait_for_endpoints_timeout <= 0:
+        raise ConfigError("api.wait_for_endpoints_timeout must be above 0")
+    if config.manager.message_queue.prefetch < 1:
+        raise ConfigError("manager.message_queue.prefetch must be at least 1")

@@ -1,0 +1,39 @@
+"""tasker's own exceptions: every library error is translated into one of these at its door."""
+
+from __future__ import annotations
+
+
+class TaskerError(Exception):
+    """Base class of every error tasker raises on purpose."""
+
+
+class ConfigError(TaskerError):
+    """The configuration is missing, malformed, or names something that does not exist."""
+
+
+class StorageUnavailable(TaskerError):
+    """The database cannot be reached or refused the statement for a transient reason."""
+
+
+class BrokerUnavailable(TaskerError):
+    """The message broker cannot be reached or did not confirm a message."""
+
+
+class TaskNotFound(TaskerError):
+    """No task of that type has that identifier."""
+
+
+class TaskConflict(TaskerError):
+    """A task with that identifier exists already with different content."""
+
+
+class InvalidTask(TaskerError):
+    """A task request or message does not have the shape tasker expects."""
+
+
+class HandlerModuleError(TaskerError):
+    """The handler module of a task type cannot be loaded or lacks `handle_task`."""
+
+
+class SetupError(TaskerError):
+    """Creating the database schema or the broker's vhost and user failed."""

@@ -1,0 +1,1 @@
+"""Task handler modules: `<task_type>.py` defines `handle_task(task, taskResponse)`."""

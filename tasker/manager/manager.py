@@ -1,0 +1,184 @@
+"""The manager of one (endpoint, task type): receive, record receipt, run, record, acknowledge.
+
+Three threads, each with one job:
+- the connection thread (`run()`, the caller's) services AMQP and heartbeats and only
+  queues what arrives;
+- the receipt thread records each task-response as soon as its message arrives, even while
+  a handler runs, so the API's delivery deadline sees the truth;
+- the handler thread runs one handler module call at a time, records the result, and only
+  then hands the acknowledgement back to the connection thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Callable, TypeVar
+
+from tasker.errors import InvalidTask, StorageUnavailable
+from tasker.manager.handler_module import HandlerModule
+from tasker.messaging.consumer import Consumer, Delivery
+from tasker.messaging.message import TaskMessage, decode_task
+from tasker.storage import Receipt, ResponseStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_STOP = object()
+REMEMBERED_TASKS = 10_000
+
+
+class Manager:
+    """Serve one endpoint's queue of one task type until told to stop."""
+
+    def __init__(
+        self,
+        consumer_factory: Callable[[Callable[[Delivery], None]], Consumer],
+        responses: ResponseStore,
+        handler: HandlerModule,
+        endpoint: str,
+        retry_delay: float = 2.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.task_type = handler.task_type
+        self.responses = responses
+        self.handler = handler
+        self.retry_delay = retry_delay
+        self.consumer = consumer_factory(self._on_delivery)
+        self._received: queue.Queue = queue.Queue()
+        self._work: queue.Queue = queue.Queue()
+        self._stopping = threading.Event()
+        # Tasks this process finished lately: a redelivery of one is acknowledged, not rerun.
+        self._finished = collections.OrderedDict()
+
+    def run(self) -> int:
+        """Register, consume until `shutdown()`, and return the exit status (0)."""
+        registered = self._retry(lambda: self.responses.register(self.task_type, self.endpoint), "register")
+        if not registered:
+            return 0
+        log.info("manager of %s for endpoint %s started", self.task_type, self.endpoint)
+        threads = [
+            threading.Thread(target=self._receive_loop, name="receipt", daemon=True),
+            threading.Thread(target=self._work_loop, name="handler", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        self.consumer.run()
+        self._received.put(_STOP)
+        for thread in threads:
+            thread.join()
+        log.info("manager of %s for endpoint %s stopped", self.task_type, self.endpoint)
+        return 0
+
+    def shutdown(self) -> None:
+        """First call: finish the task in hand, then stop. Second call: exit at once."""
+        if self._stopping.is_set():
+            log.warning("second stop request: exiting now; unfinished tasks will be redelivered")
+            os._exit(1)
+        log.info("stopping: finishing the task in hand first")
+        self._stopping.set()
+        self.consumer.stop_consuming()
+        self._received.put(_STOP)
+
+    # Connection thread ----------------------------------------------------------------------
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        try:
+            message = decode_task(delivery.body)
+        except InvalidTask as exc:
+            log.error("dead-lettering message %s on %s: %s", delivery.tag, self.endpoint, exc)
+            self.consumer.reject(delivery)
+            return
+        if message.type != self.task_type:
+            log.error(
+                "dead-lettering task %s on %s: type %r is not this manager's %r",
+                message.identifier, self.endpoint, message.type, self.task_type,
+            )
+            self.consumer.reject(delivery)
+            return
+        if self.endpoint not in message.endpoints:
+            log.debug("task %s is not for endpoint %s; ignoring it", message.identifier, self.endpoint)
+            self.consumer.ack(delivery)
+            return
+        self._received.put((delivery, message))
+
+    # Receipt thread --------------------------------------------------------------------------
+
+    def _receive_loop(self) -> None:
+        while True:
+            item = self._received.get()
+            if item is _STOP:
+                self._work.put(_STOP)
+                return
+            delivery, message = item
+            if self._stopping.is_set():
+                continue  # left unacknowledged: the broker redelivers it later
+            self._receive(delivery, message)
+
+    def _receive(self, delivery: Delivery, message: TaskMessage) -> None:
+        decided = self._retry(lambda: self.responses.record_receipt(message.id, self.endpoint), "record receipt")
+        if decided is None:
+            return
+        receipt, attempts = decided
+        if receipt is Receipt.RUN:
+            log.info("task %s received on %s (attempt %d)", message.identifier, self.endpoint, attempts)
+            self._work.put((delivery, message, attempts))
+        elif receipt is Receipt.UNKNOWN:
+            log.error("dead-lettering task %s on %s: no task %d in the database", message.identifier, self.endpoint, message.id)
+            self.consumer.reject(delivery)
+        else:
+            if receipt is Receipt.STALE:
+                log.warning("task %s reached %s after its delivery deadline; not starting it", message.identifier, self.endpoint)
+            else:
+                log.info("task %s was finished on %s already; acknowledging it", message.identifier, self.endpoint)
+            self.consumer.ack(delivery)
+
+    # Handler thread --------------------------------------------------------------------------
+
+    def _work_loop(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is _STOP:
+                self.consumer.stop()
+                return
+            delivery, message, attempts = item
+            if self._stopping.is_set() or not self.consumer.is_current(delivery):
+                continue  # not started: the broker redelivers it
+            if message.id in self._finished:
+                self.consumer.ack(delivery)
+                continue
+            self._perform(delivery, message, attempts)
+
+    def _perform(self, delivery: Delivery, message: TaskMessage, attempts: int) -> None:
+        log.info("task %s starting on %s", message.identifier, self.endpoint)
+        response = self.handler.run(message, self.endpoint, attempts)
+        status = self._retry(
+            lambda: self.responses.record_result(
+                message.id, self.endpoint, response.errnr, response.errmsg, response.payload
+            ),
+            "record result",
+            give_up_on_stop=False,
+        )
+        log.info(
+            "task %s finished on %s: errnr %s, task now %s",
+            message.identifier, self.endpoint, response.errnr, status,
+        )
+        self._finished[message.id] = True
+        while len(self._finished) > REMEMBERED_TASKS:
+            self._finished.popitem(last=False)
+        self.consumer.ack(delivery)
+
+    def _retry(self, call: Callable[[], T], what: str, give_up_on_stop: bool = True) -> T | None:
+        """Call until the database answers; None if stopping first (when `give_up_on_stop`)."""
+        while True:
+            try:
+                return call()
+            except StorageUnavailable as exc:
+                log.error("cannot %s on %s, retrying in %ss: %s", what, self.endpoint, self.retry_delay, exc)
+            if not give_up_on_stop:
+                time.sleep(self.retry_delay)
+            elif self._stopping.wait(self.retry_delay):
+                return None

@@ -1,0 +1,1 @@
+"""Messaging: the only package that imports pika. Topology, task messages, publisher, consumer."""

@@ -1,0 +1,192 @@
+"""Consume one endpoint's queue on a pika SelectConnection, reconnecting with a capped backoff.
+
+The connection lives in the thread that calls `run()`; other threads (the manager's receipt
+and handler threads) reach it only through `add_callback_threadsafe`, so heartbeats keep
+flowing however long a task handler runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from typing import Callable
+
+from pika.adapters.select_connection import SelectConnection
+from pika.exchange_type import ExchangeType
+
+from tasker.config import MessageQueueConfig
+from tasker.messaging.parameters import connection_parameters
+from tasker.messaging.topology import dead_letter_name, exchange_name, queue_arguments, queue_name
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One message as it reached this consumer; `generation` names the connection it came on."""
+
+    tag: int
+    generation: int
+    body: bytes
+    redelivered: bool
+
+
+class Consumer:
+    """Declare, consume and acknowledge one (task type, endpoint) queue."""
+
+    def __init__(
+        self,
+        settings: MessageQueueConfig,
+        task_type: str,
+        endpoint: str,
+        on_delivery: Callable[[Delivery], None],
+    ) -> None:
+        self.settings = settings
+        self.exchange = exchange_name(settings.exchange, task_type)
+        self.queue = queue_name(settings.exchange, task_type, endpoint)
+        self._on_delivery = on_delivery
+        self._parameters = connection_parameters(settings)
+        self._connection: SelectConnection | None = None
+        self._channel = None
+        self._consumer_tag: str | None = None
+        self._generation = 0
+        self._running = True
+        self._consuming_wanted = True
+        self._backoff = 0.0
+        self._wake = threading.Event()
+        self.on_consuming: Callable[[], None] = lambda: None
+
+    # The loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Connect and consume until `stop()`; on a connection fault, wait and reconnect."""
+        while self._running:
+            self._connection = SelectConnection(
+                self._parameters,
+                on_open_callback=self._on_connection_open,
+                on_open_error_callback=self._on_connection_open_error,
+                on_close_callback=self._on_connection_closed,
+            )
+            self._connection.ioloop.start()
+            if self._running:
+                self._backoff = min(MAX_BACKOFF, max(1.0, self._backoff * 2))
+                log.info("reconnecting to RabbitMQ in %.0fs", self._backoff)
+                self._sleep(self._backoff)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+
+    # Thread-safe controls --------------------------------------------------------------------
+
+    def is_current(self, delivery: Delivery) -> bool:
+        """Whether the delivery came on the connection that is open now (acks can still land)."""
+        return delivery.generation == self._generation
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge a delivery from any thread; a delivery of a lost connection is left alone."""
+        self._call(lambda: self._settle(delivery, lambda ch: ch.basic_ack(delivery.tag)))
+
+    def reject(self, delivery: Delivery) -> None:
+        """Dead-letter a delivery from any thread."""
+        self._call(lambda: self._settle(delivery, lambda ch: ch.basic_reject(delivery.tag, requeue=False)))
+
+    def stop_consuming(self) -> None:
+        """Ask the broker for no more deliveries; unacknowledged ones return to the queue on close."""
+        self._consuming_wanted = False
+        self._call(self._cancel)
+
+    def stop(self) -> None:
+        """Close the connection and make `run()` return."""
+        self._running = False
+        self._wake.set()
+        self._call(self._close)
+
+    def _call(self, callback: Callable[[], None]) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.ioloop.add_callback_threadsafe(callback)
+        except Exception:  # the ioloop is already closed: nothing left to do on it
+            log.debug("connection loop closed; dropping a callback")
+
+    # Callbacks on the connection thread ------------------------------------------------------
+
+    def _settle(self, delivery: Delivery, settle: Callable) -> None:
+        if delivery.generation != self._generation or self._channel is None or not self._channel.is_open:
+            log.info("not settling delivery %s of a closed channel; it will be redelivered", delivery.tag)
+            return
+        settle(self._channel)
+
+    def _cancel(self) -> None:
+        if self._channel is not None and self._channel.is_open and self._consumer_tag:
+            self._channel.basic_cancel(self._consumer_tag)
+            self._consumer_tag = None
+
+    def _close(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        if connection.is_open:
+            connection.close()
+        elif connection.is_closed:
+            connection.ioloop.stop()
+
+    def _on_connection_open(self, connection) -> None:
+        log.info("connected to RabbitMQ at %s:%s", self.settings.host, self.settings.port)
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_open_error(self, connection, error) -> None:
+        log.error("cannot connect to RabbitMQ at %s:%s: %s", self.settings.host, self.settings.port, error)
+        connection.ioloop.stop()
+
+    def _on_connection_closed(self, connection, reason) -> None:
+        self._channel = None
+        self._generation += 1
+        if self._running:
+            log.warning("RabbitMQ connection lost: %s", reason)
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        dead = dead_letter_name(self.settings.exchange)
+        steps = [
+            lambda cb: channel.exchange_declare(dead, ExchangeType.fanout, durable=True, callback=cb),
+            lambda cb: channel.queue_declare(dead, durable=True, callback=cb),
+            lambda cb: channel.queue_bind(dead, dead, callback=cb),
+            lambda cb: channel.exchange_declare(self.exchange, ExchangeType.fanout, durable=True, callback=cb),
+            lambda cb: channel.queue_declare(
+                self.queue, durable=True, arguments=queue_arguments(self.settings.exchange), callback=cb
+            ),
+            lambda cb: channel.queue_bind(self.queue, self.exchange, callback=cb),
+            lambda cb: channel.basic_qos(prefetch_count=self.settings.prefetch, callback=cb),
+        ]
+        self._chain(steps, self._start_consuming)
+
+    def _chain(self, steps: list, then: Callable[[], None]) -> None:
+        if not steps:
+            then()
+            return
+        steps[0](lambda _frame: self._chain(steps[1:], then))
+
+    def _start_consuming(self) -> None:
+        if not self._consuming_wanted:
+            return
+        self._consumer_tag = self._channel.basic_consume(self.queue, self._on_message)
+        self._backoff = 0.0
+        log.info("consuming %s", self.queue)
+        self.on_consuming()
+
+    def _on_channel_closed(self, channel, reason) -> None:
+        log.warning("RabbitMQ channel closed: %s", reason)
+        self._channel = None
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def _on_message(self, channel, method, properties, body: bytes) -> None:
+        delivery = Delivery(method.delivery_tag, self._generation, body, method.redelivered)
+        self._on_delivery(delivery)
+

@@ -1,0 +1,201 @@
+"""Publish task messages with publisher confirms, on the API's asyncio loop.
+
+pika's AsyncioConnection shares Tornado's loop, so publishing never blocks it. A publish
+returns once the broker has confirmed the message (it is then in every bound queue, on disk
+for durable queues); any fault on the way is a BrokerUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pika
+from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.exchange_type import ExchangeType
+
+from tasker.config import MessageQueueConfig
+from tasker.errors import BrokerUnavailable
+from tasker.messaging.parameters import connection_parameters
+from tasker.messaging.topology import exchange_name, queue_arguments, queue_name
+
+log = logging.getLogger(__name__)
+PERSISTENT = pika.BasicProperties(
+    delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json"
+)
+
+
+class Publisher:
+    """One AMQP connection and confirm-mode channel, opened on first use and after any fault."""
+
+    def __init__(self, settings: MessageQueueConfig, confirm_timeout: float = 10.0) -> None:
+        self.settings = settings
+        self.confirm_timeout = confirm_timeout
+        self._parameters = connection_parameters(settings, attempts=1)
+        self._opening: asyncio.Future | None = None
+        self._connection: AsyncioConnection | None = None
+        self._channel = None
+        self._declared: set[str] = set()
+        self._pending: dict[int, asyncio.Future] = {}
+        self._rpcs: set[asyncio.Future] = set()
+        self._closed_waiter: asyncio.Future | None = None
+        self._next_tag = 1
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a channel is open right now."""
+        return self._channel is not None and self._channel.is_open
+
+    async def publish(self, task_type: str, endpoints: list[str], body: bytes) -> None:
+        """Send one task message to the exchange of its type and wait for the broker's confirm.
+
+        The queue of each endpoint is declared and bound first, so a task for an endpoint
+        whose manager never ran yet waits for it.
+        """
+        channel = await self.declare(task_type, endpoints)
+        exchange = exchange_name(self.settings.exchange, task_type)
+        confirmed = asyncio.get_running_loop().create_future()
+        self._pending[self._next_tag] = confirmed
+        self._next_tag += 1
+        try:
+            channel.basic_publish(exchange, "", body, PERSISTENT)
+        except Exception as exc:  # pika raises several types when the channel just closed
+            self._fail_pending(BrokerUnavailable("cannot publish: %s" % exc))
+        try:
+            await asyncio.wait_for(asyncio.shield(confirmed), self.confirm_timeout)
+        except asyncio.TimeoutError as exc:
+            raise BrokerUnavailable("the broker did not confirm within %ss" % self.confirm_timeout) from exc
+
+    async def declare(self, task_type: str, endpoints: list[str]):
+        """Declare the exchange of a task type and the bound queues of its endpoints."""
+        channel = await self._open_channel()
+        exchange = exchange_name(self.settings.exchange, task_type)
+        await self._declare_exchange(channel, exchange)
+        for endpoint in endpoints:
+            queue = queue_name(self.settings.exchange, task_type, endpoint)
+            await self._declare_queue(channel, exchange, queue)
+        return channel
+
+    async def close(self) -> None:
+        """Close the connection, failing what is still unconfirmed."""
+        if self._connection is not None and not self._connection.is_closed:
+            self._closed_waiter = asyncio.get_running_loop().create_future()
+            self._connection.close()
+            try:
+                await asyncio.wait_for(self._closed_waiter, 5)
+            except asyncio.TimeoutError:
+                log.warning("RabbitMQ connection did not close within 5s")
+
+    async def _open_channel(self):
+        if self.is_open:
+            return self._channel
+        if self._opening is None or self._opening.done():
+            self._opening = asyncio.get_running_loop().create_future()
+            self._connect()
+        return await asyncio.shield(self._opening)
+
+    def _connect(self) -> None:
+        log.info("connecting to RabbitMQ at %s:%s", self.settings.host, self.settings.port)
+        self._connection = AsyncioConnection(
+            self._parameters,
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_connection_open_error,
+            on_close_callback=self._on_connection_closed,
+            custom_ioloop=asyncio.get_running_loop(),
+        )
+
+    def _on_connection_open(self, connection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_open_error(self, connection, error) -> None:
+        self._resolve_opening(exc=BrokerUnavailable("cannot connect to RabbitMQ: %s" % (error or "refused")))
+        self._connection = None
+
+    def _on_connection_closed(self, connection, reason) -> None:
+        closing = self._closed_waiter is not None
+        log.log(logging.INFO if closing else logging.WARNING, "RabbitMQ connection closed: %s", reason)
+        self._channel = None
+        self._connection = None
+        self._fail_pending(BrokerUnavailable("RabbitMQ connection closed: %s" % reason))
+        if self._closed_waiter is not None and not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
+
+    def _on_channel_open(self, channel) -> None:
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._on_confirm_mode(channel))
+
+    def _on_confirm_mode(self, channel) -> None:
+        self._channel = channel
+        self._declared = set()
+        self._next_tag = 1
+        self._resolve_opening(channel=channel)
+
+    def _on_channel_closed(self, channel, reason) -> None:
+        closing = self._closed_waiter is not None
+        log.log(logging.INFO if closing else logging.WARNING, "RabbitMQ channel closed: %s", reason)
+        if self._channel is channel:
+            self._channel = None
+        self._fail_pending(BrokerUnavailable("RabbitMQ channel closed: %s" % reason))
+        self._resolve_opening(exc=BrokerUnavailable("RabbitMQ channel closed: %s" % reason))
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        tags = [t for t in self._pending if t <= method.delivery_tag] if method.multiple else [method.delivery_tag]
+        for tag in tags:
+            future = self._pending.pop(tag, None)
+            if future is None or future.done():
+                continue
+            if acked:
+                future.set_result(None)
+            else:
+                future.set_exception(BrokerUnavailable("the broker refused the message"))
+
+    def _fail_pending(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        rpcs, self._rpcs = self._rpcs, set()
+        for future in [*pending.values(), *rpcs]:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _resolve_opening(self, channel=None, exc: Exception | None = None) -> None:
+        opening = self._opening
+        if opening is None or opening.done():
+            return
+        if exc is not None:
+            opening.set_exception(exc)
+            opening.exception()  # a failure nobody awaits must not be logged as unretrieved
+        else:
+            opening.set_result(channel)
+
+    async def _declare_exchange(self, channel, exchange: str) -> None:
+        if exchange in self._declared:
+            return
+        await self._rpc(lambda cb: channel.exchange_declare(
+            exchange, ExchangeType.fanout, durable=True, callback=cb))
+        self._declared.add(exchange)
+
+    async def _declare_queue(self, channel, exchange: str, queue: str) -> None:
+        if queue in self._declared:
+            return
+        arguments = queue_arguments(self.settings.exchange)
+        await self._rpc(lambda cb: channel.queue_declare(queue, durable=True, arguments=arguments, callback=cb))
+        await self._rpc(lambda cb: channel.queue_bind(queue, exchange, callback=cb))
+        self._declared.add(queue)
+
+    async def _rpc(self, call) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._rpcs.add(done)
+        try:
+            call(lambda _frame: done.done() or done.set_result(None))
+            await asyncio.wait_for(asyncio.shield(done), self.confirm_timeout)
+        except asyncio.TimeoutError as exc:
+            raise BrokerUnavailable("the broker did not answer a declaration") from exc
+        except BrokerUnavailable:
+            raise
+        except Exception as exc:  # pika raises several types when the channel just closed
+            raise BrokerUnavailable("cannot declare: %s" % exc) from exc
+        finally:
+            self._rpcs.discard(done)

@@ -1,0 +1,116 @@
+"""The engine, transactions with tasker's error translation, and the schema migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tasker.config import DbConfig
+from tasker.errors import SetupError, StorageUnavailable
+from tasker.storage.models import Base
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class Database:
+    """An engine and its session factory; `transaction()` is the one way in."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def locks_rows(self) -> bool:
+        """Whether `SELECT ... FOR UPDATE` means anything on this database."""
+        return self.engine.dialect.name != "sqlite"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in a transaction, committed on success; database faults become StorageUnavailable."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                raise StorageUnavailable("database unavailable: %s" % _reason(exc)) from exc
+            raise
+
+    def ping(self) -> None:
+        """Raise StorageUnavailable unless the database answers."""
+        with self.transaction() as session:
+            session.execute(text("SELECT 1"))
+
+    def upgrade_schema(self, reset: bool = False) -> None:
+        """Apply the migrations up to the newest; with `reset`, drop every table first."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        _create_database_if_missing(self.engine)
+        settings = AlembicConfig()
+        settings.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                settings.attributes["connection"] = connection
+                if reset:
+                    Base.metadata.drop_all(connection)
+                    connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+                command.upgrade(settings, "head")
+        except SQLAlchemyError as exc:
+            raise SetupError("cannot migrate the database: %s" % _reason(exc)) from exc
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def open_database(config: DbConfig) -> Database:
+    """Build the engine for `manager.db` of the configuration."""
+    url = make_url(config.uri)
+    options: dict = {"echo": config.verbose, "pool_pre_ping": True}
+    if url.get_backend_name() in ("mysql", "mariadb"):
+        # READ COMMITTED: after locking a task row, a transaction sees what others committed.
+        options.update(
+            isolation_level="READ COMMITTED",
+            pool_size=config.pool_size,
+            pool_recycle=3600,
+            connect_args={"connect_timeout": 5, "charset": "utf8mb4"},
+        )
+    elif url.get_backend_name() == "sqlite":
+        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    return Database(create_engine(url, **options))
+
+
+def _create_database_if_missing(engine: Engine) -> None:
+    url = engine.url
+    if url.get_backend_name() not in ("mysql", "mariadb") or not url.database:
+        return
+    server = create_engine(url.set(database=""), connect_args={"connect_timeout": 5})
+    try:
+        with server.connect() as connection:
+            connection.execute(
+                text("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4" % url.database)
+            )
+    except OperationalError as exc:
+        if _is_unreachable(exc):
+            raise SetupError("cannot reach the database: %s" % _reason(exc)) from exc
+        log.info("not creating database %s (%s); it must exist", url.database, _reason(exc))
+    finally:
+        server.dispose()
+
+
+def _is_unreachable(exc: OperationalError) -> bool:
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code in (2002, 2003, 2005, 2006, 2013)
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).splitlines()[0]

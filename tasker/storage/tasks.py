@@ -1,0 +1,188 @@
+"""What the API does with tasks: create, read, publish bookkeeping, the delivery deadline."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tasker.clock import utcnow
+from tasker.errors import InvalidTask, TaskConflict, TaskNotFound
+from tasker.status import TaskStatus
+from tasker.storage.database import Database
+from tasker.storage.models import EndpointRegistration, Task, TaskResponse
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class NewTask:
+    """A validated request to create a task; `endpoints` None means every registered endpoint."""
+
+    type: str
+    identifier: str
+    payload: Any
+    endpoints: list[str] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Created:
+    """The stored task and whether this call created it (False: a safe retry)."""
+
+    task: dict[str, Any]
+    created: bool
+
+
+class TaskStore:
+    """Task rows as the API sees them. Every method is blocking: call it from an executor."""
+
+    def __init__(self, database: Database, claim_seconds: float = 30.0) -> None:
+        self.database = database
+        self.claim_seconds = claim_seconds
+
+    def create(self, new: NewTask, timeout: int) -> Created:
+        """Store a task as CREATED, claimed for publishing by the caller; or find its safe retry."""
+        payload = json.dumps(new.payload, sort_keys=True)
+        try:
+            with self.database.transaction() as session:
+                endpoints = new.endpoints
+                if endpoints is None:
+                    endpoints = self._registered(session, new.type)
+                now = utcnow()
+                task = Task(
+                    identifier=new.identifier,
+                    type=new.type,
+                    payload=payload,
+                    endpoints=json.dumps(endpoints),
+                    status=TaskStatus.CREATED.value,
+                    start_time=now,
+                    last_modified_time=now,
+                    deadline=now + dt.timedelta(seconds=timeout),
+                    receipt_checked=False,
+                    claim_until=now + dt.timedelta(seconds=self.claim_seconds),
+                )
+                session.add(task)
+                session.flush()
+                return Created(task.to_dict(), True)
+        except IntegrityError:
+            return Created(self._existing(new, payload), False)
+
+    def _registered(self, session: Session, task_type: str) -> list[str]:
+        rows = session.scalars(
+            select(EndpointRegistration.endpoint)
+            .where(EndpointRegistration.type == task_type)
+            .order_by(EndpointRegistration.endpoint)
+        )
+        endpoints = list(rows)
+        if not endpoints:
+            raise InvalidTask(
+                "no endpoint is registered for task type %r: name the endpoints, or start "
+                "its managers first" % task_type
+            )
+        return endpoints
+
+    def _existing(self, new: NewTask, payload: str) -> dict[str, Any]:
+        with self.database.transaction() as session:
+            task = self._find(session, new.type, new.identifier)
+            same_endpoints = new.endpoints is None or new.endpoints == task.endpoint_list()
+            if task.payload != payload or not same_endpoints:
+                raise TaskConflict(
+                    "a %s task with identifier %r exists already with other content"
+                    % (new.type, new.identifier)
+                )
+            return task.to_dict()
+
+    def get(self, task_type: str, identifier: str) -> dict[str, Any]:
+        """The task and every endpoint's response, as `GET /<type>/<identifier>` answers."""
+        with self.database.transaction() as session:
+            task = self._find(session, task_type, identifier)
+            responses = session.scalars(
+                select(TaskResponse).where(TaskResponse.task_id == task.id).order_by(TaskResponse.id)
+            )
+            return {"task": task.to_dict(), "taskResponseList": [r.to_dict() for r in responses]}
+
+    def _find(self, session: Session, task_type: str, identifier: str) -> Task:
+        task = session.scalar(
+            select(Task).where(Task.type == task_type, Task.identifier == identifier)
+        )
+        if task is None:
+            raise TaskNotFound("no %s task with identifier %r" % (task_type, identifier))
+        return task
+
+    def mark_sent(self, task_id: int) -> str:
+        """Record that the broker confirmed the task; return its status now."""
+        with self.database.transaction() as session:
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.status == TaskStatus.CREATED.value)
+                .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=utcnow())
+            )
+            return session.scalar(select(Task.status).where(Task.id == task_id))
+
+    def release(self, task_id: int) -> None:
+        """Give up the claim on a task that could not be published, so the outbox retries it now."""
+        with self.database.transaction() as session:
+            session.execute(update(Task).where(Task.id == task_id).values(claim_until=None))
+
+    def claim_unsent(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Claim CREATED tasks that nobody is publishing; only one API process wins each."""
+        now = utcnow()
+        with self.database.transaction() as session:
+            candidates = session.execute(
+                select(Task.id, Task.claim_until)
+                .where(Task.status == TaskStatus.CREATED.value, Task.deadline > now)
+                .where((Task.claim_until.is_(None)) | (Task.claim_until < now))
+                .order_by(Task.id)
+                .limit(limit)
+            ).all()
+        claimed = []
+        for task_id, claim_until in candidates:
+            with self.database.transaction() as session:
+                won = session.execute(
+                    update(Task)
+                    .where(Task.id == task_id, Task.status == TaskStatus.CREATED.value)
+                    .where(_same_claim(claim_until))
+                    .values(claim_until=now + dt.timedelta(seconds=self.claim_seconds))
+                ).rowcount
+                if won:
+                    claimed.append(session.get(Task, task_id).to_dict())
+        return claimed
+
+    def expire_overdue(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Check every task past its deadline once; mark INCOMPLETE those an endpoint missed."""
+        now = utcnow()
+        with self.database.transaction() as session:
+            due = list(
+                session.scalars(
+                    select(Task.id)
+                    .where(Task.receipt_checked.is_(False), Task.deadline < now)
+                    .order_by(Task.deadline)
+                    .limit(limit)
+                )
+            )
+        expired = []
+        for task_id in due:
+            with self.database.transaction() as session:
+                task = session.get(Task, task_id, with_for_update=self.database.locks_rows)
+                if task is None or task.receipt_checked:
+                    continue
+                received = set(
+                    session.scalars(select(TaskResponse.endpoint).where(TaskResponse.task_id == task_id))
+                )
+                missing = [e for e in task.endpoint_list() if e not in received]
+                task.receipt_checked = True
+                if missing and task.status != TaskStatus.DONE.value:
+                    task.status = TaskStatus.INCOMPLETE.value
+                    task.last_modified_time = now
+                    expired.append(dict(task.to_dict(), missing=missing))
+        return expired
+
+
+def _same_claim(claim_until: dt.datetime | None) -> Any:
+    return Task.claim_until.is_(None) if claim_until is None else Task.claim_until == claim_until
