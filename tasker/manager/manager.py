@@ -28,6 +28,7 @@ from tasker.storage import Receipt, ResponseStore
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _STOP = object()
+_GAVE_UP = object()
 REMEMBERED_TASKS = 10_000
 
 
@@ -57,7 +58,7 @@ class Manager:
     def run(self) -> int:
         """Register, consume until `shutdown()`, and return the exit status (0)."""
         registered = self._retry(lambda: self.responses.register(self.task_type, self.endpoint), "register")
-        if not registered:
+        if registered is _GAVE_UP:
             return 0
         log.info("manager of %s for endpoint %s started", self.task_type, self.endpoint)
         threads = [
@@ -120,7 +121,7 @@ class Manager:
 
     def _receive(self, delivery: Delivery, message: TaskMessage) -> None:
         decided = self._retry(lambda: self.responses.record_receipt(message.id, self.endpoint), "record receipt")
-        if decided is None:
+        if decided is _GAVE_UP:
             return
         receipt, attempts = decided
         if receipt is Receipt.RUN:
@@ -171,8 +172,8 @@ class Manager:
             self._finished.popitem(last=False)
         self.consumer.ack(delivery)
 
-    def _retry(self, call: Callable[[], T], what: str, give_up_on_stop: bool = True) -> T | None:
-        """Call until the database answers; None if stopping first (when `give_up_on_stop`)."""
+    def _retry(self, call: Callable[[], T], what: str, give_up_on_stop: bool = True) -> T | object:
+        """Call until the database answers; _GAVE_UP if stopping first (when `give_up_on_stop`)."""
         while True:
             try:
                 return call()
@@ -181,4 +182,4 @@ class Manager:
             if not give_up_on_stop:
                 time.sleep(self.retry_delay)
             elif self._stopping.wait(self.retry_delay):
-                return None
+                return _GAVE_UP

@@ -1,0 +1,56 @@
+# tasker: `make run` starts the development system, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+MODE ?= development
+API_PORT ?= 8888
+
+.PHONY: run stop status test unit lint clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+var/tasker.env:
+	@mkdir -p var && umask 077 && { \
+	  for name in MYSQL_PASSWD RABBITMQ_PASSWD TASKER_SUPERVISOR_PASSWORD; do \
+	    printf '%s=%s\n' $$name "$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; \
+	  done; } > $@
+	@echo "generated passwords in $@ (the environment overrides them)"
+
+## run: install, set up MariaDB and RabbitMQ, start supervisord with the API and managers.
+run: $(VENV)/.installed var/tasker.env
+	scripts/ensure-services
+	scripts/setup-mysql-user
+	bin/initialize --mode $(MODE) -d -r
+	@if bin/supervisorctl --mode $(MODE) pid >/dev/null 2>&1; then \
+	  bin/supervisorctl --mode $(MODE) restart all; \
+	else \
+	  bin/supervisord --mode $(MODE); \
+	fi
+	scripts/wait-for-url http://127.0.0.1:$(API_PORT)/health 60
+	@for i in $$(seq 30); do bin/supervisorctl --mode $(MODE) status >/dev/null && break; sleep 1; done
+	bin/supervisorctl --mode $(MODE) status
+
+stop:
+	-bin/supervisorctl --mode $(MODE) shutdown
+
+status:
+	bin/supervisorctl --mode $(MODE) status
+
+## test: the whole suite, against the real RabbitMQ and MariaDB (started if down).
+test: $(VENV)/.installed
+	scripts/ensure-services
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+unit: $(VENV)/.installed
+	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check tasker tests
+
+clean: stop
+	rm -rf var $(VENV) *.egg-info
