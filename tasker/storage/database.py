@@ -38,8 +38,8 @@ class Database:
         try:
             with self._sessions.begin() as session:
                 yield session
-        except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        except DBAPIError as exc:
+            if _is_transient(exc):
                 raise StorageUnavailable("database unavailable: %s" % _reason(exc)) from exc
             raise
 
@@ -106,9 +106,26 @@ def _create_database_if_missing(engine: Engine) -> None:
         server.dispose()
 
 
-def _is_unreachable(exc: OperationalError) -> bool:
-    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    return code in (2002, 2003, 2005, 2006, 2013)
+# MySQL client and server errors that say "not now" rather than "never": connection lost or
+# refused, too many connections, access denied, lock wait timeout, deadlock, server shutdown.
+_UNREACHABLE = {2002, 2003, 2005, 2006, 2013, 2055}
+_TRANSIENT = _UNREACHABLE | {1040, 1045, 1053, 1205, 1213, 1927}
+
+
+def _code(exc: DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", None)
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _is_unreachable(exc: DBAPIError) -> bool:
+    return _code(exc) in _UNREACHABLE
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated or _code(exc) in _TRANSIENT:
+        return True
+    # SQLite's "database is locked" and "unable to open" are OperationalErrors without a code.
+    return isinstance(exc, OperationalError) and _code(exc) is None
 
 
 def _reason(exc: SQLAlchemyError) -> str:

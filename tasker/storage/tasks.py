@@ -51,27 +51,36 @@ class TaskStore:
         payload = json.dumps(new.payload, sort_keys=True)
         try:
             with self.database.transaction() as session:
-                endpoints = new.endpoints
-                if endpoints is None:
-                    endpoints = self._registered(session, new.type)
-                now = utcnow()
-                task = Task(
-                    identifier=new.identifier,
-                    type=new.type,
-                    payload=payload,
-                    endpoints=json.dumps(endpoints),
-                    status=TaskStatus.CREATED.value,
-                    start_time=now,
-                    last_modified_time=now,
-                    deadline=now + dt.timedelta(seconds=timeout),
-                    receipt_checked=False,
-                    claim_until=now + dt.timedelta(seconds=self.claim_seconds),
-                )
-                session.add(task)
-                session.flush()
-                return Created(task.to_dict(), True)
+                endpoints = new.endpoints or self._registered(session, new.type)
+                if endpoints:
+                    return Created(self._insert(session, new, payload, endpoints, timeout), True)
         except IntegrityError:
             return Created(self._existing(new, payload), False)
+        try:
+            return Created(self._existing(new, payload), False)
+        except TaskNotFound:
+            raise InvalidTask(
+                "no endpoint is registered for task type %r: name the endpoints, or start "
+                "its managers first" % new.type
+            ) from None
+
+    def _insert(self, session: Session, new: NewTask, payload: str, endpoints: list[str], timeout: int) -> dict[str, Any]:
+        now = utcnow()
+        task = Task(
+            identifier=new.identifier,
+            type=new.type,
+            payload=payload,
+            endpoints=json.dumps(endpoints),
+            status=TaskStatus.CREATED.value,
+            start_time=now,
+            last_modified_time=now,
+            deadline=now + dt.timedelta(seconds=timeout),
+            receipt_checked=False,
+            claim_until=now + dt.timedelta(seconds=self.claim_seconds),
+        )
+        session.add(task)
+        session.flush()
+        return task.to_dict()
 
     def _registered(self, session: Session, task_type: str) -> list[str]:
         rows = session.scalars(
@@ -79,13 +88,7 @@ class TaskStore:
             .where(EndpointRegistration.type == task_type)
             .order_by(EndpointRegistration.endpoint)
         )
-        endpoints = list(rows)
-        if not endpoints:
-            raise InvalidTask(
-                "no endpoint is registered for task type %r: name the endpoints, or start "
-                "its managers first" % task_type
-            )
-        return endpoints
+        return list(rows)
 
     def _existing(self, new: NewTask, payload: str) -> dict[str, Any]:
         with self.database.transaction() as session:

@@ -1,0 +1,165 @@
+"""What the integration and end-to-end tests share: HTTP calls, waiting, real processes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "bin"
+
+
+def unique(prefix: str = "t") -> str:
+    """A fresh task identifier."""
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:16])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
+    """Poll until `condition()` is truthy and return it; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what or condition))
+        time.sleep(interval)
+
+
+class Answer:
+    """An HTTP answer: status, headers and the decoded JSON body (None if not JSON)."""
+
+    def __init__(self, status: int, headers: dict[str, str], raw: bytes) -> None:
+        self.status, self.headers, self.raw = status, headers, raw
+        try:
+            self.json = json.loads(raw) if raw else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self) -> str:
+        return "<Answer %d %r>" % (self.status, self.raw[:300])
+
+
+class Api:
+    """A client of one running API process."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None, raw: bytes | None = None) -> Answer:
+        """Send one request; `body` is sent as JSON unless `raw` bytes are given."""
+        headers = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        finally:
+            connection.close()
+
+    def post(self, task_type: str, body: Any, **kwargs: Any) -> Answer:
+        return self.request("POST", "/" + task_type, body, **kwargs)
+
+    def get(self, task_type: str, identifier: str) -> Answer:
+        return self.request("GET", "/%s/%s" % (task_type, identifier))
+
+    def healthy(self) -> bool:
+        try:
+            return self.request("GET", "/health").status == 200
+        except OSError:
+            return False
+
+    def wait_status(self, task_type: str, identifier: str, statuses: tuple[str, ...], timeout: float = 30) -> dict:
+        """Wait until the task is in one of `statuses`; return the GET body."""
+        def reached():
+            answer = self.get(task_type, identifier)
+            return answer.json if answer.status == 200 and answer.json["task"]["status"] in statuses else None
+        return wait_for(reached, timeout, 0.1, "task %s to be %s" % (identifier, "/".join(statuses)))
+
+
+class Process:
+    """One tasker process started from bin/, its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 30) -> None:
+        """Wait until the process has logged `text`."""
+        wait_for(lambda: text in self.log(), timeout, 0.1, "%r in %s" % (text, self.log_path.name))
+
+    def signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit; return the exit status."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+        return self.popen.returncode
+
+
+class Cluster:
+    """Starts API and manager processes of the test run mode and stops them all at the end."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = env
+        self.processes: list[Process] = []
+
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None) -> Process:
+        process = Process(args, dict(self.env, **(env or {})), self.log_dir / ("%s.log" % name))
+        self.processes.append(process)
+        return process
+
+    def api(self, port: int, env: dict[str, str] | None = None) -> tuple[Process, Api]:
+        """Start bin/api on `port` and wait until it answers."""
+        process = self._start("api-%d" % port, [str(BIN / "api"), "--mode", "test", "--port", str(port)], env)
+        api = Api(port)
+        wait_for(lambda: api.healthy() or process.popen.poll() is not None, 30, 0.1, "the API on port %d" % port)
+        assert process.popen.poll() is None, process.log()
+        return process, api
+
+    def manager(self, endpoint: str, task_type: str = "worker", env: dict[str, str] | None = None, wait: bool = True) -> Process:
+        """Start bin/manager and (by default) wait until it consumes its queue."""
+        args = [str(BIN / "manager"), "--mode", "test", "--endpoint", endpoint, "--tasktype", task_type]
+        process = self._start("manager-%s-%s-%s" % (task_type, endpoint, len(self.processes)), args, env)
+        if wait:
+            process.wait_log("consuming tasker.%s.%s" % (task_type, endpoint))
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def process_env(**overrides: str) -> dict[str, str]:
+    """The environment of processes in the test run mode."""
+    env = dict(os.environ, TASKER_MODE="test", PYTHONUNBUFFERED="1")
+    env.update(overrides)
+    return env

@@ -1,0 +1,53 @@
+"""What a POST body must look like (SPEC 3.1, 3.3), checked without a server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasker.api.validation import parse_new_task
+from tasker.errors import InvalidTask
+
+
+def parse(body):
+    return parse_new_task("worker", body if isinstance(body, bytes) else json.dumps(body).encode())
+
+
+def test_a_full_body_becomes_a_new_task():
+    new = parse({"identifier": "a.b:c_d-1", "payload": {"x": [1]}, "endpoints": ["console1", "c2"]})
+    assert (new.type, new.identifier, new.payload, new.endpoints) == ("worker", "a.b:c_d-1", {"x": [1]}, ["console1", "c2"])
+
+
+def test_payload_defaults_to_empty_string_and_endpoints_to_everyone():
+    new = parse({"identifier": "x"})
+    assert new.payload == "" and new.endpoints is None
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"{not json", "body is not valid JSON"),
+        (b"\xff\xfe", "body is not UTF-8"),
+        ([1, 2], "body must be a JSON object, not a list"),
+        ({"payload": 1}, "identifier is missing"),
+        ({"identifier": 12}, "identifier must be a string, not a number"),
+        ({"identifier": ""}, "is not 1 to 50 characters"),
+        ({"identifier": "a" * 51}, "is not 1 to 50 characters"),
+        ({"identifier": "a/b"}, "is not 1 to 50 characters"),
+        ({"identifier": "x", "endpoints": "console1"}, "endpoints must be a list of names, not a string"),
+        ({"identifier": "x", "endpoints": []}, "at least one endpoint"),
+        ({"identifier": "x", "endpoints": [1]}, "endpoints must hold strings"),
+        ({"identifier": "x", "endpoints": ["a", "a"]}, "endpoint 'a' is named more than once"),
+        ({"identifier": "x", "endpoints": ["bad name"]}, "endpoint name 'bad name' is not"),
+        ({"identifier": "x", "colour": "red"}, "unknown key 'colour'"),
+    ],
+)
+def test_bad_bodies_say_what_is_wrong(body, message):
+    with pytest.raises(InvalidTask, match=message):
+        parse(body)
+
+
+def test_too_many_endpoints_are_refused():
+    with pytest.raises(InvalidTask, match="more than 3"):
+        parse_new_task("worker", json.dumps({"identifier": "x", "endpoints": list("abcd")}).encode(), 3)
