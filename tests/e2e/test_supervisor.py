@@ -1,0 +1,66 @@
+"""supervisord runs the API and one manager per (task type, endpoint), and restarts crashes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+from tests.helpers import BIN, ROOT, Api, Process, process_env, unique, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+PORT = 18886
+PROGRAMS = ["api", "manager-backup-console1", "manager-backup-console2",
+            "manager-worker-console1", "manager-worker-console2"]
+
+
+@pytest.fixture
+def supervisor(test_config, tmp_path):
+    env = process_env(TASKER_TEST_VAR=str(tmp_path / "var"), TASKER_TEST_API_PORT=str(PORT))
+    process = Process([str(BIN / "supervisord"), "--mode", "test", "--nodaemon"], env, tmp_path / "supervisord.out")
+
+    def ctl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "supervisorctl"), "--mode", "test", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    yield ctl, tmp_path / "var"
+    ctl("shutdown")
+    assert process.popen.wait(60) == 0
+
+
+def statuses(ctl) -> dict[str, tuple[str, int]]:
+    found = {}
+    for line in ctl("status").stdout.splitlines():
+        match = re.match(r"(\S+)\s+(\S+)(?:\s+pid (\d+))?", line)
+        if match:
+            found[match.group(1)] = (match.group(2), int(match.group(3) or 0))
+    return found
+
+
+def all_running(ctl) -> dict[str, tuple[str, int]] | None:
+    found = statuses(ctl)
+    return found if sorted(found) == PROGRAMS and all(s == "RUNNING" for s, _ in found.values()) else None
+
+
+def test_supervisor_runs_api_and_managers_and_restarts_a_crashed_manager(supervisor):
+    ctl, var = supervisor
+    running = wait_for(lambda: all_running(ctl), 60, 0.5, "every program RUNNING")
+    api = Api(PORT)
+    identifier = unique("supervised")
+    assert api.post("worker", {"identifier": identifier, "endpoints": ["console1", "console2"]}).status == 201
+    api.wait_status("worker", identifier, ("DONE",))
+
+    crashed = running["manager-worker-console1"][1]
+    os.kill(crashed, signal.SIGKILL)
+    restarted = wait_for(lambda: (lambda s: s if s and s["manager-worker-console1"][1] != crashed else None)(all_running(ctl)),
+                         60, 0.5, "the crashed manager back")
+    assert restarted["manager-worker-console1"][0] == "RUNNING"
+
+    stopped = ctl("stop", "manager-worker-console2")
+    assert "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert statuses(ctl)["manager-worker-console2"][0] == "STOPPED"
+    assert (var / "log" / "manager-worker-console1.log").read_text().count("consuming tasker.worker.console1") >= 2
+    assert (var / "log" / "api.log").exists() and (var / "log" / "supervisord.log").exists()

@@ -1,0 +1,43 @@
+"""The supervisor configuration rendered from a run mode's config."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+from tasker.cli.supervisor import render
+from tasker.config import load_config
+
+
+def parse(text: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()
+    parser.read_string(text)
+    return parser
+
+
+def test_one_program_for_the_api_and_one_per_endpoint_and_task_type(monkeypatch):
+    monkeypatch.setenv("MYSQL_PASSWD", "x")
+    monkeypatch.setenv("RABBITMQ_PASSWD", "x")
+    monkeypatch.setenv("TASKER_SUPERVISOR_PASSWORD", "from-the-environment")
+    config = load_config("development")
+    conf = parse(render(config, Path("/opt/tasker/bin")))
+    programs = sorted(s for s in conf.sections() if s.startswith("program:"))
+    assert programs == ["program:api", "program:manager-backup-console1", "program:manager-backup-console2",
+                        "program:manager-worker-console1", "program:manager-worker-console2"]
+    manager = conf["program:manager-worker-console2"]
+    assert manager["command"] == "/opt/tasker/bin/manager --endpoint console2 --tasktype worker --mode development"
+    assert manager["autorestart"] == "true" and manager["stopsignal"] == "TERM"
+    assert int(manager["stopwaitsecs"]) == config.supervisor.stopwaitsecs == 120
+    assert manager["stdout_logfile"].endswith("var/log/manager-worker-console2.log")
+    assert conf["program:api"]["command"] == "/opt/tasker/bin/api --mode development"
+    assert conf["unix_http_server"]["password"] == conf["supervisorctl"]["password"] == "from-the-environment"
+
+
+def test_without_a_password_in_the_environment_there_is_none_in_the_file(monkeypatch):
+    monkeypatch.setenv("MYSQL_PASSWD", "x")
+    monkeypatch.setenv("RABBITMQ_PASSWD", "x")
+    monkeypatch.setenv("TASKER_ENV_FILE", "/nonexistent")
+    monkeypatch.delenv("TASKER_SUPERVISOR_PASSWORD", raising=False)
+    conf = parse(render(load_config("development"), Path("/opt/tasker/bin")))
+    assert not conf.has_option("unix_http_server", "password")
+    assert conf["unix_http_server"]["chmod"] == "0700"
