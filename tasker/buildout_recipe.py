@@ -30,7 +30,11 @@ class SupervisorConfigRecipe:
         try:
             config = load_config(self.mode)
         except ConfigError as exc:
-            raise UserError("[%s] run mode %s: %s" % (self.name, self.mode, exc)) from exc
+            # Passwords usually come from var/tasker.env, which `make var/tasker.env` generates.
+            raise UserError(
+                "[%s] run mode %s: %s (the environment or var/tasker.env provides "
+                "variables)" % (self.name, self.mode, exc)
+            ) from exc
         return (str(write_conf(config, self.bin_dir)),)
 
     # The YAML config may have changed although buildout.cfg did not: render again every run.

@@ -111,8 +111,7 @@ class Config:
         """Return the dotted module name of the handler module for a configured task type."""
         if task_type not in self.task_types:
             raise ConfigError(
-                "task type %r is not configured (task_types: %s)"
-                % (task_type, ", ".join(self.task_types))
+                "task type %r is not configured (task_types: %s)" % (task_type, ", ".join(self.task_types))
             )
         default = "%s.%s" % (self.manager.handler_package, task_type)
         return self.manager.handler_modules.get(task_type, default)
@@ -134,7 +133,7 @@ def load_config(mode: str, directory: Path | None = None) -> Config:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError("no configuration for run mode %r: %s does not exist" % (mode, path))
+        raise ConfigError("no configuration for run mode %r: %s does not exist" % (mode, path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError("%s is not valid YAML: %s" % (path, exc)) from exc
     if not isinstance(raw, dict):

@@ -43,7 +43,11 @@ def test_config(services):
 
     done = subprocess.run(
         [str(BIN / "initialize"), "--mode", "test", "-d", "-r", "--reset"],
-        cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return load_config("test")

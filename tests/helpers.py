@@ -53,7 +53,9 @@ class Api:
     def __init__(self, port: int) -> None:
         self.port = port
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None, raw: bytes | None = None) -> Answer:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict | None = None, raw: bytes | None = None
+    ) -> Answer:
         """Send one request; `body` is sent as JSON unless `raw` bytes are given."""
         headers = dict(headers or {})
         data = raw
@@ -82,9 +84,11 @@ class Api:
 
     def wait_status(self, task_type: str, identifier: str, statuses: tuple[str, ...], timeout: float = 30) -> dict:
         """Wait until the task is in one of `statuses`; return the GET body."""
+
         def reached():
             answer = self.get(task_type, identifier)
             return answer.json if answer.status == 200 and answer.json["task"]["status"] in statuses else None
+
         return wait_for(reached, timeout, 0.1, "task %s to be %s" % (identifier, "/".join(statuses)))
 
 
@@ -145,7 +149,9 @@ class Cluster:
         assert process.popen.poll() is None, process.log()
         return process, api
 
-    def manager(self, endpoint: str, task_type: str = "worker", env: dict[str, str] | None = None, wait: bool = True) -> Process:
+    def manager(
+        self, endpoint: str, task_type: str = "worker", env: dict[str, str] | None = None, wait: bool = True
+    ) -> Process:
         """Start bin/manager and (by default) wait until it consumes its queue."""
         args = [str(BIN / "manager"), "--mode", "test", "--endpoint", endpoint, "--tasktype", task_type]
         process = self._start("manager-%s-%s-%s" % (task_type, endpoint, len(self.processes)), args, env)

@@ -75,7 +75,10 @@ class Dispatcher:
         for task in await self.storage(self.tasks.expire_overdue):
             log.warning(
                 "task %s (%s) INCOMPLETE: not received by %s before %s",
-                task["identifier"], task["type"], ", ".join(task["missing"]), task["deadline"],
+                task["identifier"],
+                task["type"],
+                ", ".join(task["missing"]),
+                task["deadline"],
             )
 
     async def _every(self, interval: float, job: Callable[[], Any]) -> None:

@@ -128,7 +128,7 @@ class TaskItemHandler(JsonHandler):
         try:
             check_identifier(identifier)
         except InvalidTask as exc:
-            raise TaskNotFound("no %s task with identifier %r: %s" % (self.task_type, identifier[:60], exc))
+            raise TaskNotFound("no %s task with identifier %r: %s" % (self.task_type, identifier[:60], exc)) from None
         self.answer(200, await self.dispatcher.storage(self.dispatcher.tasks.get, self.task_type, identifier))
 
 
@@ -150,4 +150,6 @@ class NotFoundHandler(JsonHandler):
     """Every path that is not a configured task type."""
 
     def prepare(self) -> None:
-        self.fail(404, "no such path: %s (task types: %s)" % (self.request.path, ", ".join(self.settings["task_types"])))
+        self.fail(
+            404, "no such path: %s (task types: %s)" % (self.request.path, ", ".join(self.settings["task_types"]))
+        )

@@ -16,7 +16,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 def add_mode_option(parser: argparse.ArgumentParser) -> None:
     """`--mode M`: which `config/<M>.config.yaml` to use (default: $TASKER_MODE or development)."""
     parser.add_argument(
-        "--mode", "-m",
+        "--mode",
+        "-m",
         default=os.environ.get("TASKER_MODE", "development"),
         help="run mode: reads config/<mode>.config.yaml (default: %(default)s)",
     )

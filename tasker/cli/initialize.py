@@ -20,8 +20,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="initialize", description="Set up tasker's database and RabbitMQ vhost.")
     add_mode_option(parser)
     parser.add_argument("-d", "--database", action="store_true", help="create or migrate the database tables")
-    parser.add_argument("-r", "--rabbitmq", action="store_true", help="create the RabbitMQ vhost, user, permissions and queues")
-    parser.add_argument("--reset", action="store_true", help="drop what exists first (tables, or the vhost with its queues)")
+    parser.add_argument(
+        "-r", "--rabbitmq", action="store_true", help="create the RabbitMQ vhost, user, permissions and queues"
+    )
+    parser.add_argument(
+        "--reset", action="store_true", help="drop what exists first (tables, or the vhost with its queues)"
+    )
     args = parser.parse_args()
     if not (args.database or args.rabbitmq):
         parser.error("say what to initialize: -d (database), -r (RabbitMQ), or both")

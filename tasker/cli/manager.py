@@ -19,7 +19,9 @@ log = logging.getLogger("tasker.manager")
 
 def main() -> int:
     """Parse the command line, refuse what is not configured, and run until stopped."""
-    parser = argparse.ArgumentParser(prog="manager", description="Run the tasker manager of one endpoint and task type.")
+    parser = argparse.ArgumentParser(
+        prog="manager", description="Run the tasker manager of one endpoint and task type."
+    )
     parser.add_argument("--endpoint", "-e", required=True, help="the name of this endpoint")
     parser.add_argument("--tasktype", "-t", required=True, help="the task type to serve")
     add_mode_option(parser)
@@ -29,8 +31,10 @@ def main() -> int:
         die("endpoint name %r is not 1 to 50 characters from A-Z a-z 0-9 . _ : -" % args.endpoint)
     config = load_config(args.mode)
     if args.tasktype not in config.task_types:
-        die("task type %r is not configured in run mode %s (task_types: %s)"
-            % (args.tasktype, args.mode, ", ".join(config.task_types)))
+        die(
+            "task type %r is not configured in run mode %s (task_types: %s)"
+            % (args.tasktype, args.mode, ", ".join(config.task_types))
+        )
     setup_logging(args.verbose)
     handler = HandlerModule(config, args.tasktype)
     database = open_database(config.manager.db)

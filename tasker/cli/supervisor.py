@@ -31,10 +31,14 @@ def render(config: Config, bin_dir: Path) -> str:
         "[unix_http_server]\nfile = %s\nchmod = 0700\n%s" % (socket, auth),
         "[supervisord]\nlogfile = %s\npidfile = %s\nchildlogdir = %s\ndirectory = %s\n"
         "identifier = tasker-%s\n"
-        % (log_dir / "supervisord.log", run_dir / ("supervisord-%s.pid" % config.mode), log_dir,
-           PROJECT_ROOT, config.mode),
-        "[rpcinterface:supervisor]\n"
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
+        % (
+            log_dir / "supervisord.log",
+            run_dir / ("supervisord-%s.pid" % config.mode),
+            log_dir,
+            PROJECT_ROOT,
+            config.mode,
+        ),
+        "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
         "[supervisorctl]\nserverurl = unix://%s\n%s" % (socket, auth),
         _program("api", "%s --mode %s" % (bin_dir / "api", config.mode), log_dir, 15),
     ]
@@ -42,8 +46,15 @@ def render(config: Config, bin_dir: Path) -> str:
         sections.insert(1, "[inet_http_server]\nport = 127.0.0.1:%d\n%s" % (config.supervisor.http_port, auth))
     for task_type in config.task_types:
         for endpoint in config.endpoints.get(task_type, []):
-            command = "%s --endpoint %s --tasktype %s --mode %s" % (bin_dir / "manager", endpoint, task_type, config.mode)
-            sections.append(_program(program_name(task_type, endpoint), command, log_dir, config.supervisor.stopwaitsecs))
+            command = "%s --endpoint %s --tasktype %s --mode %s" % (
+                bin_dir / "manager",
+                endpoint,
+                task_type,
+                config.mode,
+            )
+            sections.append(
+                _program(program_name(task_type, endpoint), command, log_dir, config.supervisor.stopwaitsecs)
+            )
     return "\n".join(sections)
 
 

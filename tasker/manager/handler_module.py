@@ -57,8 +57,12 @@ class HandlerModule:
     def run(self, message: TaskMessage, endpoint: str, attempts: int) -> TaskResponse:
         """Run `handle_task` for one task on this endpoint; never raises for the handler's faults."""
         task = Task(
-            message.id, message.identifier, message.type, message.payload,
-            list(message.endpoints), dict(self.settings),
+            message.id,
+            message.identifier,
+            message.type,
+            message.payload,
+            list(message.endpoints),
+            dict(self.settings),
         )
         response = TaskResponse(message.id, endpoint, attempts)
         try:
@@ -66,14 +70,15 @@ class HandlerModule:
         except Exception as exc:
             log.error(
                 "task %s (%s) on %s: handler raised\n%s",
-                message.identifier, message.type, endpoint, traceback.format_exc(),
+                message.identifier,
+                message.type,
+                endpoint,
+                traceback.format_exc(),
             )
             return _failed(response, "%s: %s" % (type(exc).__name__, exc))
         if result is not None and result is not response:
             if not isinstance(result, TaskResponse):
-                return _failed(
-                    response, "handle_task returned %s, not the taskResponse" % type(result).__name__
-                )
+                return _failed(response, "handle_task returned %s, not the taskResponse" % type(result).__name__)
             response = result
         return _checked(response)
 

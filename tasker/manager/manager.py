@@ -96,7 +96,10 @@ class Manager:
         if message.type != self.task_type:
             log.error(
                 "dead-lettering task %s on %s: type %r is not this manager's %r",
-                message.identifier, self.endpoint, message.type, self.task_type,
+                message.identifier,
+                self.endpoint,
+                message.type,
+                self.task_type,
             )
             self.consumer.reject(delivery)
             return
@@ -128,11 +131,18 @@ class Manager:
             log.info("task %s received on %s (attempt %d)", message.identifier, self.endpoint, attempts)
             self._work.put((delivery, message, attempts))
         elif receipt is Receipt.UNKNOWN:
-            log.error("dead-lettering task %s on %s: no task %d in the database", message.identifier, self.endpoint, message.id)
+            log.error(
+                "dead-lettering task %s on %s: no task %d in the database",
+                message.identifier,
+                self.endpoint,
+                message.id,
+            )
             self.consumer.reject(delivery)
         else:
             if receipt is Receipt.STALE:
-                log.warning("task %s reached %s after its delivery deadline; not starting it", message.identifier, self.endpoint)
+                log.warning(
+                    "task %s reached %s after its delivery deadline; not starting it", message.identifier, self.endpoint
+                )
             else:
                 log.info("task %s was finished on %s already; acknowledging it", message.identifier, self.endpoint)
             self.consumer.ack(delivery)
@@ -165,7 +175,10 @@ class Manager:
         )
         log.info(
             "task %s finished on %s: errnr %s, task now %s",
-            message.identifier, self.endpoint, response.errnr, status,
+            message.identifier,
+            self.endpoint,
+            response.errnr,
+            status,
         )
         self._finished[message.id] = True
         while len(self._finished) > REMEMBERED_TASKS:

@@ -39,12 +39,16 @@ class _Rabbitmqctl:
         try:
             done = subprocess.run([self.command, *args], capture_output=True, text=True, timeout=120)
         except FileNotFoundError as exc:
-            raise SetupError("%s not found: install RabbitMQ here or set rabbitmq.management_url" % self.command) from exc
+            raise SetupError(
+                "%s not found: install RabbitMQ here or set rabbitmq.management_url" % self.command
+            ) from exc
         except subprocess.TimeoutExpired as exc:
             raise SetupError("%s %s took over 120s" % (self.command, args[0])) from exc
         output = (done.stdout + done.stderr).strip()
         if done.returncode != 0 and not any(text in output for text in ok_if):
-            raise SetupError("%s %s failed: %s" % (self.command, args[0], output.splitlines()[-1] if output else done.returncode))
+            raise SetupError(
+                "%s %s failed: %s" % (self.command, args[0], output.splitlines()[-1] if output else done.returncode)
+            )
 
     def delete_vhost(self, vhost: str) -> None:
         self._run("delete_vhost", vhost, ok_if=("not_found", "does not exist"))

@@ -189,4 +189,3 @@ class Consumer:
     def _on_message(self, channel, method, properties, body: bytes) -> None:
         delivery = Delivery(method.delivery_tag, self._generation, body, method.redelivered)
         self._on_delivery(delivery)
-

@@ -47,8 +47,6 @@ def decode_task(body: bytes) -> TaskMessage:
         raise InvalidTask("message has no valid identifier")
     if not isinstance(task_type, str) or not TASK_TYPE_PATTERN.match(task_type):
         raise InvalidTask("message has no valid task type")
-    if not isinstance(endpoints, list) or not all(
-        isinstance(e, str) and NAME_PATTERN.match(e) for e in endpoints
-    ):
+    if not isinstance(endpoints, list) or not all(isinstance(e, str) and NAME_PATTERN.match(e) for e in endpoints):
         raise InvalidTask("message has no valid endpoint list")
     return TaskMessage(task_id, identifier, task_type, tuple(endpoints), data.get("payload", ""))

@@ -7,9 +7,7 @@ import pika
 from tasker.config import MessageQueueConfig
 
 
-def connection_parameters(
-    settings: MessageQueueConfig, attempts: int | None = None
-) -> pika.ConnectionParameters:
+def connection_parameters(settings: MessageQueueConfig, attempts: int | None = None) -> pika.ConnectionParameters:
     """Parameters for one connection attempt cycle to the configured broker."""
     return pika.ConnectionParameters(
         host=settings.host,

@@ -20,9 +20,7 @@ from tasker.messaging.parameters import connection_parameters
 from tasker.messaging.topology import exchange_name, queue_arguments, queue_name
 
 log = logging.getLogger(__name__)
-PERSISTENT = pika.BasicProperties(
-    delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json"
-)
+PERSISTENT = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json")
 
 
 class Publisher:
@@ -173,8 +171,7 @@ class Publisher:
     async def _declare_exchange(self, channel, exchange: str) -> None:
         if exchange in self._declared:
             return
-        await self._rpc(lambda cb: channel.exchange_declare(
-            exchange, ExchangeType.fanout, durable=True, callback=cb))
+        await self._rpc(lambda cb: channel.exchange_declare(exchange, ExchangeType.fanout, durable=True, callback=cb))
         self._declared.add(exchange)
 
     async def _declare_queue(self, channel, exchange: str, queue: str) -> None:

@@ -95,9 +95,7 @@ def _create_database_if_missing(engine: Engine) -> None:
     server = create_engine(url.set(database=""), connect_args={"connect_timeout": 5})
     try:
         with server.connect() as connection:
-            connection.execute(
-                text("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4" % url.database)
-            )
+            connection.execute(text("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4" % url.database))
     except OperationalError as exc:
         if _is_unreachable(exc):
             raise SetupError("cannot reach the database: %s" % _reason(exc)) from exc

@@ -41,9 +41,7 @@ class ResponseStore:
                 row = session.get(EndpointRegistration, (task_type, endpoint))
                 if row is None:
                     session.add(
-                        EndpointRegistration(
-                            type=task_type, endpoint=endpoint, registered_time=now, last_seen_time=now
-                        )
+                        EndpointRegistration(type=task_type, endpoint=endpoint, registered_time=now, last_seen_time=now)
                     )
                 else:
                     row.last_seen_time = now
@@ -84,9 +82,7 @@ class ResponseStore:
             response.last_modified_time = now
             return Receipt.RUN, response.attempts
 
-    def record_result(
-        self, task_id: int, endpoint: str, errnr: int, errmsg: str | None, payload: Any
-    ) -> str:
+    def record_result(self, task_id: int, endpoint: str, errnr: int, errmsg: str | None, payload: Any) -> str:
         """Finish this endpoint's response; mark the task DONE when every endpoint has finished.
 
         Returns the task's status afterwards.
@@ -119,9 +115,7 @@ class ResponseStore:
 
     def _response(self, session, task_id: int, endpoint: str) -> TaskResponse | None:
         return session.scalar(
-            select(TaskResponse).where(
-                TaskResponse.task_id == task_id, TaskResponse.endpoint == endpoint
-            )
+            select(TaskResponse).where(TaskResponse.task_id == task_id, TaskResponse.endpoint == endpoint)
         )
 
 

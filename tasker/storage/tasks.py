@@ -60,11 +60,12 @@ class TaskStore:
             return Created(self._existing(new, payload), False)
         except TaskNotFound:
             raise InvalidTask(
-                "no endpoint is registered for task type %r: name the endpoints, or start "
-                "its managers first" % new.type
+                "no endpoint is registered for task type %r: name the endpoints, or start its managers first" % new.type
             ) from None
 
-    def _insert(self, session: Session, new: NewTask, payload: str, endpoints: list[str], timeout: int) -> dict[str, Any]:
+    def _insert(
+        self, session: Session, new: NewTask, payload: str, endpoints: list[str], timeout: int
+    ) -> dict[str, Any]:
         now = utcnow()
         task = Task(
             identifier=new.identifier,
@@ -96,8 +97,7 @@ class TaskStore:
             same_endpoints = new.endpoints is None or new.endpoints == task.endpoint_list()
             if task.payload != payload or not same_endpoints:
                 raise TaskConflict(
-                    "a %s task with identifier %r exists already with other content"
-                    % (new.type, new.identifier)
+                    "a %s task with identifier %r exists already with other content" % (new.type, new.identifier)
                 )
             return task.to_dict()
 
@@ -111,9 +111,7 @@ class TaskStore:
             return {"task": task.to_dict(), "taskResponseList": [r.to_dict() for r in responses]}
 
     def _find(self, session: Session, task_type: str, identifier: str) -> Task:
-        task = session.scalar(
-            select(Task).where(Task.type == task_type, Task.identifier == identifier)
-        )
+        task = session.scalar(select(Task).where(Task.type == task_type, Task.identifier == identifier))
         if task is None:
             raise TaskNotFound("no %s task with identifier %r" % (task_type, identifier))
         return task
@@ -175,9 +173,7 @@ class TaskStore:
                 task = session.get(Task, task_id, with_for_update=self.database.locks_rows)
                 if task is None or task.receipt_checked:
                     continue
-                received = set(
-                    session.scalars(select(TaskResponse.endpoint).where(TaskResponse.task_id == task_id))
-                )
+                received = set(session.scalars(select(TaskResponse.endpoint).where(TaskResponse.task_id == task_id)))
                 missing = [e for e in task.endpoint_list() if e not in received]
                 task.receipt_checked = True
                 if missing and task.status != TaskStatus.DONE.value:

@@ -22,8 +22,14 @@ def test_an_endpoint_that_never_answers_makes_the_task_incomplete_and_keeps_the_
     assert api.post("worker", {"identifier": identifier, "endpoints": ["live-1", ghost]}).status == 201
     body = api.wait_status("worker", identifier, ("INCOMPLETE",), timeout=20)
     assert body["task"]["status"] == "INCOMPLETE"
-    live = wait_for(lambda: responses(api, "worker", identifier).get("live-1", {}).get("status") == 1
-                    and responses(api, "worker", identifier)["live-1"], 20, what="the live endpoint's result")
+    live = wait_for(
+        lambda: (
+            responses(api, "worker", identifier).get("live-1", {}).get("status") == 1
+            and responses(api, "worker", identifier)["live-1"]
+        ),
+        20,
+        what="the live endpoint's result",
+    )
     assert live["payload"] == {"yeah": 1234123, "yiya": "yippie"}
 
     late = fresh_cluster.manager(ghost)

@@ -13,8 +13,13 @@ from tests.helpers import BIN, ROOT, Api, Process, process_env, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PORT = 18886
-PROGRAMS = ["api", "manager-backup-console1", "manager-backup-console2",
-            "manager-worker-console1", "manager-worker-console2"]
+PROGRAMS = [
+    "api",
+    "manager-backup-console1",
+    "manager-backup-console2",
+    "manager-worker-console1",
+    "manager-worker-console2",
+]
 
 
 @pytest.fixture
@@ -23,8 +28,14 @@ def supervisor(test_config, tmp_path):
     process = Process([str(BIN / "supervisord"), "--mode", "test", "--nodaemon"], env, tmp_path / "supervisord.out")
 
     def ctl(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "supervisorctl"), "--mode", "test", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [str(BIN / "supervisorctl"), "--mode", "test", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     yield ctl, tmp_path / "var"
     ctl("shutdown")
@@ -55,8 +66,12 @@ def test_supervisor_runs_api_and_managers_and_restarts_a_crashed_manager(supervi
 
     crashed = running["manager-worker-console1"][1]
     os.kill(crashed, signal.SIGKILL)
-    restarted = wait_for(lambda: (lambda s: s if s and s["manager-worker-console1"][1] != crashed else None)(all_running(ctl)),
-                         60, 0.5, "the crashed manager back")
+    restarted = wait_for(
+        lambda: (lambda s: s if s and s["manager-worker-console1"][1] != crashed else None)(all_running(ctl)),
+        60,
+        0.5,
+        "the crashed manager back",
+    )
     assert restarted["manager-worker-console1"][0] == "RUNNING"
 
     stopped = ctl("stop", "manager-worker-console2")

@@ -36,8 +36,12 @@ def test_the_readme_curl_session_gives_the_seed_answers(api):
     assert created.headers["location"] == "/worker/e7bd91d0-16ad-11e2-892e-0800200c9a66"
     task = created.json
     assert {k: task[k] for k in ("status", "endpoints", "identifier", "type", "payload")} == {
-        "status": "SENT", "endpoints": CONSOLES, "identifier": "e7bd91d0-16ad-11e2-892e-0800200c9a66",
-        "type": "worker", "payload": {"foo": "bar"}}
+        "status": "SENT",
+        "endpoints": CONSOLES,
+        "identifier": "e7bd91d0-16ad-11e2-892e-0800200c9a66",
+        "type": "worker",
+        "payload": {"foo": "bar"},
+    }
     assert isinstance(task["id"], int) and len(task["start_time"]) == 19
 
     done = api.wait_status("worker", testdata["identifier"], ("DONE",))
@@ -56,7 +60,9 @@ def test_backup_fails_with_errnr_32_on_both_endpoints(api):
     assert api.post("backup", {"identifier": identifier, "endpoints": CONSOLES}).status == 201
     responses = api.wait_status("backup", identifier, ("DONE",))["taskResponseList"]
     assert sorted((r["endpoint"], r["errnr"], r["errmsg"]) for r in responses) == [
-        ("console1", 32, "could not backup!"), ("console2", 32, "could not backup!")]
+        ("console1", 32, "could not backup!"),
+        ("console2", 32, "could not backup!"),
+    ]
 
 
 def test_a_task_for_console2_alone_runs_only_there(api):
@@ -68,8 +74,9 @@ def test_a_task_for_console2_alone_runs_only_there(api):
 
 def test_a_task_without_endpoints_reaches_every_registered_endpoint(api, database):
     with database.transaction() as session:
-        registered = sorted(session.scalars(
-            select(EndpointRegistration.endpoint).where(EndpointRegistration.type == "backup")))
+        registered = sorted(
+            session.scalars(select(EndpointRegistration.endpoint).where(EndpointRegistration.type == "backup"))
+        )
     identifier = unique("all")
     created = api.post("backup", {"identifier": identifier, "payload": [1, 2]})
     assert created.status == 201 and created.json["endpoints"] == registered == CONSOLES
@@ -100,7 +107,10 @@ def test_a_retry_is_safe_and_other_content_is_a_conflict(api):
 
 def test_a_read_of_an_unknown_identifier_is_404(api):
     answer = api.get("worker", "no-such-task")
-    assert answer.status == 404 and answer.json["error"] == {"status": 404, "message": "no worker task with identifier 'no-such-task'"}
+    assert answer.status == 404 and answer.json["error"] == {
+        "status": 404,
+        "message": "no worker task with identifier 'no-such-task'",
+    }
 
 
 BAD_REQUESTS = [
@@ -109,14 +119,37 @@ BAD_REQUESTS = [
     ("no identifier", "POST", "/worker", b'{"payload": 1}', "application/json", 400, "identifier is missing"),
     ("bad identifier", "POST", "/worker", b'{"identifier": "a b"}', "application/json", 400, "is not 1 to 50"),
     ("identifier type", "POST", "/worker", b'{"identifier": 5}', "application/json", 400, "must be a string"),
-    ("endpoints type", "POST", "/worker", b'{"identifier": "x", "endpoints": "c"}', "application/json", 400, "must be a list"),
-    ("duplicate endpoints", "POST", "/worker", b'{"identifier": "x", "endpoints": ["c", "c"]}',
-     "application/json", 400, "named more than once"),
+    (
+        "endpoints type",
+        "POST",
+        "/worker",
+        b'{"identifier": "x", "endpoints": "c"}',
+        "application/json",
+        400,
+        "must be a list",
+    ),
+    (
+        "duplicate endpoints",
+        "POST",
+        "/worker",
+        b'{"identifier": "x", "endpoints": ["c", "c"]}',
+        "application/json",
+        400,
+        "named more than once",
+    ),
     ("unknown type", "POST", "/nosuchtype", b'{"identifier": "x"}', "application/json", 404, "no such path"),
     ("unknown path", "GET", "/worker/x/y", None, None, 404, "no such path"),
     ("wrong method", "DELETE", "/worker/x", None, None, 405, "method DELETE is not allowed"),
     ("GET on the collection", "GET", "/worker", None, None, 405, "method GET is not allowed"),
-    ("not JSON", "POST", "/worker", b"identifier=x", "application/x-www-form-urlencoded", 415, "must be application/json"),
+    (
+        "not JSON",
+        "POST",
+        "/worker",
+        b"identifier=x",
+        "application/x-www-form-urlencoded",
+        415,
+        "must be application/json",
+    ),
     ("no content type", "POST", "/worker", b'{"identifier": "x"}', None, 415, "must be application/json"),
 ]
 
@@ -136,7 +169,8 @@ def test_a_body_over_the_limit_is_413_before_it_is_sent(api):
     with socket.create_connection(("127.0.0.1", PORT), timeout=10) as connection:
         connection.sendall(
             b"POST /worker HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n")
+            b"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"
+        )
         answer = b""
         while b"}}" not in answer:
             chunk = connection.recv(65536)
@@ -145,23 +179,36 @@ def test_a_body_over_the_limit_is_413_before_it_is_sent(api):
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413"), answer
-    assert json.loads(body)["error"] == {"status": 413, "message": "body of 2000000 bytes is over the limit of 1048576 bytes"}
+    assert json.loads(body)["error"] == {
+        "status": 413,
+        "message": "body of 2000000 bytes is over the limit of 1048576 bytes",
+    }
 
 
 def test_the_manager_survives_undecodable_messages_and_dead_letters_them(api, cluster, test_config):
     manager = next(p for p in cluster.processes if "console2" in p.args and "worker" in p.args)
     settings = test_config.manager.message_queue
     parameters = pika.ConnectionParameters(
-        settings.host, settings.port, settings.virtual_host, pika.PlainCredentials(settings.username, settings.password))
-    bad = [b"\x80\x04\x95pickle", b"not json", b'{"id": "1"}', b'{"id": 1, "identifier": "x", "type": "os", "endpoints": ["console2"]}',
-           json.dumps({"id": 1, "identifier": "x", "type": "backup", "endpoints": ["console2"]}).encode()]
+        settings.host, settings.port, settings.virtual_host, pika.PlainCredentials(settings.username, settings.password)
+    )
+    bad = [
+        b"\x80\x04\x95pickle",
+        b"not json",
+        b'{"id": "1"}',
+        b'{"id": 1, "identifier": "x", "type": "os", "endpoints": ["console2"]}',
+        json.dumps({"id": 1, "identifier": "x", "type": "backup", "endpoints": ["console2"]}).encode(),
+    ]
     connection = pika.BlockingConnection(parameters)
     try:
         channel = connection.channel()
         for body in bad:
             channel.basic_publish("", "tasker.worker.console2", body)
-        wait_for(lambda: channel.queue_declare("tasker.dead-letter", passive=True).method.message_count >= len(bad),
-                 20, 0.2, "the bad messages in the dead-letter queue")
+        wait_for(
+            lambda: channel.queue_declare("tasker.dead-letter", passive=True).method.message_count >= len(bad),
+            20,
+            0.2,
+            "the bad messages in the dead-letter queue",
+        )
     finally:
         connection.close()
     identifier = unique("after-bad")
@@ -173,7 +220,16 @@ def test_the_manager_survives_undecodable_messages_and_dead_letters_them(api, cl
 
 
 def test_bin_manager_refuses_a_task_type_that_is_not_configured():
-    done = subprocess.run([str(BIN / "manager"), "--mode", "test", "--endpoint", "console1", "--tasktype", "os"],
-                          cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(BIN / "manager"), "--mode", "test", "--endpoint", "console1", "--tasktype", "os"],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == "manager: error: task type 'os' is not configured in run mode test (task_types: worker, backup, failing)"
+    assert (
+        done.stderr.strip()
+        == "manager: error: task type 'os' is not configured in run mode test (task_types: worker, backup, failing)"
+    )

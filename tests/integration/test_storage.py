@@ -77,7 +77,9 @@ def test_each_endpoint_records_once_and_the_last_one_makes_the_task_done(db):
     read = tasks.get("worker", task["identifier"])
     assert read["task"]["status"] == "DONE"
     assert [(r["endpoint"], r["status"], r["errnr"], r["attempts"]) for r in read["taskResponseList"]] == [
-        ("e1", 1, 0, 2), ("e2", 1, 32, 1)]
+        ("e1", 1, 0, 2),
+        ("e2", 1, 32, 1),
+    ]
 
 
 def test_an_endpoint_that_missed_the_deadline_makes_the_task_incomplete_and_never_starts_it(db):

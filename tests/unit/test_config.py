@@ -40,8 +40,10 @@ def test_the_shipped_configurations_load(monkeypatch):
 def test_environment_variables_fill_values_and_keep_their_type(tmp_path, monkeypatch):
     monkeypatch.setenv("PORT", "9999")
     monkeypatch.setenv("PASS", "s3cret")
-    text = BASE + 'api:\n  port: "{PORT}"\n  address: "{ADDR:-10.0.0.1}"\n' \
+    text = (
+        BASE + 'api:\n  port: "{PORT}"\n  address: "{ADDR:-10.0.0.1}"\n'
         '  max_body_size: 10\nrabbitmq:\n  password: "x{PASS}y"\n'
+    )
     config = load_config("x", write(tmp_path, text))
     assert config.api.port == 9999
     assert config.api.address == "10.0.0.1"
@@ -98,8 +100,10 @@ def test_an_unknown_run_mode_is_a_clear_error(tmp_path):
 
 
 def test_the_handler_module_comes_from_the_configuration_only(tmp_path):
-    text = "task_types: [worker]\nmanager:\n  db: {uri: 'sqlite://'}\n" \
+    text = (
+        "task_types: [worker]\nmanager:\n  db: {uri: 'sqlite://'}\n"
         "  handler_modules: {worker: myteam.handlers.worker}\n"
+    )
     config = load_config("x", write(tmp_path, text))
     assert config.handler_module("worker") == "myteam.handlers.worker"
     with pytest.raises(ConfigError, match="'os' is not configured"):

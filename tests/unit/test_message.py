@@ -9,14 +9,26 @@ import pytest
 from tasker.errors import InvalidTask
 from tasker.messaging.message import MAX_MESSAGE_BYTES, decode_task, encode_task
 
-TASK = {"id": 7, "identifier": "abc", "type": "worker", "endpoints": ["console1"], "payload": {"a": 1},
-        "status": "CREATED", "start_time": "2026-01-01 00:00:00"}
+TASK = {
+    "id": 7,
+    "identifier": "abc",
+    "type": "worker",
+    "endpoints": ["console1"],
+    "payload": {"a": 1},
+    "status": "CREATED",
+    "start_time": "2026-01-01 00:00:00",
+}
 
 
 def test_a_task_survives_the_round_trip():
     message = decode_task(encode_task(TASK))
     assert (message.id, message.identifier, message.type, message.endpoints, message.payload) == (
-        7, "abc", "worker", ("console1",), {"a": 1})
+        7,
+        "abc",
+        "worker",
+        ("console1",),
+        {"a": 1},
+    )
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,13 @@ def test_one_program_for_the_api_and_one_per_endpoint_and_task_type(monkeypatch)
     config = load_config("development")
     conf = parse(render(config, Path("/opt/tasker/bin")))
     programs = sorted(s for s in conf.sections() if s.startswith("program:"))
-    assert programs == ["program:api", "program:manager-backup-console1", "program:manager-backup-console2",
-                        "program:manager-worker-console1", "program:manager-worker-console2"]
+    assert programs == [
+        "program:api",
+        "program:manager-backup-console1",
+        "program:manager-backup-console2",
+        "program:manager-worker-console1",
+        "program:manager-worker-console2",
+    ]
     manager = conf["program:manager-worker-console2"]
     assert manager["command"] == "/opt/tasker/bin/manager --endpoint console2 --tasktype worker --mode development"
     assert manager["autorestart"] == "true" and manager["stopsignal"] == "TERM"

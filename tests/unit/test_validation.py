@@ -16,7 +16,12 @@ def parse(body):
 
 def test_a_full_body_becomes_a_new_task():
     new = parse({"identifier": "a.b:c_d-1", "payload": {"x": [1]}, "endpoints": ["console1", "c2"]})
-    assert (new.type, new.identifier, new.payload, new.endpoints) == ("worker", "a.b:c_d-1", {"x": [1]}, ["console1", "c2"])
+    assert (new.type, new.identifier, new.payload, new.endpoints) == (
+        "worker",
+        "a.b:c_d-1",
+        {"x": [1]},
+        ["console1", "c2"],
+    )
 
 
 def test_payload_defaults_to_empty_string_and_endpoints_to_everyone():

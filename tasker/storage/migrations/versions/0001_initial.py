@@ -39,9 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "task_response",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column(
-            "task_id", sa.Integer, sa.ForeignKey("task.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("task_id", sa.Integer, sa.ForeignKey("task.id", ondelete="CASCADE"), nullable=False),
         sa.Column("endpoint", sa.String(50), nullable=False),
         sa.Column("status", sa.SmallInteger, nullable=False),
         sa.Column("errnr", sa.Integer, nullable=False),
