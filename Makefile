@@ -53,4 +53,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check tasker tests
 
 clean: stop
-	rm -rf var $(VENV) *.egg-info
+	rm -rf var build $(VENV) *.egg-info

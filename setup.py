@@ -29,5 +29,6 @@ setup(
             "tasker-supervisord = tasker.cli.supervisor:supervisord_entry",
             "tasker-supervisorctl = tasker.cli.supervisor:supervisorctl_entry",
         ],
+        "zc.buildout": ["supervisor = tasker.buildout_recipe:SupervisorConfigRecipe"],
     },
 )
