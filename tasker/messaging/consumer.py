@@ -135,6 +135,9 @@ class Consumer:
             connection.ioloop.stop()
 
     def _on_connection_open(self, connection) -> None:
+        if not self._running:  # stop() came while connecting
+            connection.close()
+            return
         log.info("connected to RabbitMQ at %s:%s", self.settings.host, self.settings.port)
         connection.channel(on_open_callback=self._on_channel_open)
 

@@ -115,6 +115,7 @@ class Publisher:
         self._channel = None
         self._connection = None
         self._fail_pending(BrokerUnavailable("RabbitMQ connection closed: %s" % reason))
+        self._resolve_opening(exc=BrokerUnavailable("RabbitMQ connection closed: %s" % reason))
         if self._closed_waiter is not None and not self._closed_waiter.done():
             self._closed_waiter.set_result(None)
 
