@@ -15,6 +15,14 @@ class StorageUnavailable(TaskerError):
     """The database cannot be reached or refused the statement for a transient reason."""
 
 
+class StorageError(TaskerError):
+    """The database refused a statement for good: the data does not fit, or the schema is wrong."""
+
+
+class DuplicateRow(StorageError):
+    """A row with that unique key exists already."""
+
+
 class BrokerUnavailable(TaskerError):
     """The message broker cannot be reached or did not confirm a message."""
 

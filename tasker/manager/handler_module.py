@@ -20,6 +20,8 @@ from tasker.messaging.message import TaskMessage
 from tasker.status import ErrNr
 
 log = logging.getLogger(__name__)
+ERRNR_MIN, ERRNR_MAX = -(2**31), 2**31 - 1
+MAX_ERRMSG = 10_000
 
 
 @dataclasses.dataclass
@@ -67,7 +69,7 @@ class HandlerModule:
         response = TaskResponse(message.id, endpoint, attempts)
         try:
             result = self.module.handle_task(task, response)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a handler calling sys.exit() must not end the thread
             log.error(
                 "task %s (%s) on %s: handler raised\n%s",
                 message.identifier,
@@ -99,19 +101,26 @@ def load_handler_module(config: Config, task_type: str) -> ModuleType:
 
 
 def _checked(response: TaskResponse) -> TaskResponse:
-    if not isinstance(response.errnr, int) or isinstance(response.errnr, bool):
-        return _failed(response, "handler set errnr to %r, not an int" % (response.errnr,))
+    errnr = response.errnr
+    if not isinstance(errnr, int) or isinstance(errnr, bool) or not ERRNR_MIN <= errnr <= ERRNR_MAX:
+        return _failed(response, "handler set errnr to %r, not an int of 32 bits" % (errnr,))
     try:
-        json.dumps(response.payload)
-    except (TypeError, ValueError) as exc:
+        json.dumps(response.payload, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         return _failed(response, "handler set a payload that is not JSON: %s" % exc)
     if response.errmsg is not None:
-        response.errmsg = str(response.errmsg)
+        response.errmsg = _shorten(str(response.errmsg))
     return response
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_ERRMSG:
+        return text
+    return text[: MAX_ERRMSG - 20] + " ... (%d characters)" % len(text)
 
 
 def _failed(response: TaskResponse, message: str) -> TaskResponse:
     response.payload = None
     response.errnr = ErrNr.GENERAL_ERROR
-    response.errmsg = message
+    response.errmsg = _shorten(message)
     return response

@@ -19,10 +19,11 @@ import threading
 import time
 from typing import Callable, TypeVar
 
-from tasker.errors import InvalidTask, StorageUnavailable
+from tasker.errors import InvalidTask, StorageError, StorageUnavailable
 from tasker.manager.handler_module import HandlerModule
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
+from tasker.status import ErrNr
 from tasker.storage import Receipt, ResponseStore
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,10 @@ class Manager:
             delivery, message = item
             if self._stopping.is_set():
                 continue  # left unacknowledged: the broker redelivers it later
-            self._receive(delivery, message)
+            try:
+                self._receive(delivery, message)
+            except Exception:  # left unacknowledged; the loop must go on
+                log.exception("cannot record receipt of task %s on %s", message.identifier, self.endpoint)
 
     def _receive(self, delivery: Delivery, message: TaskMessage) -> None:
         decided = self._retry(lambda: self.responses.record_receipt(message.id, self.endpoint), "record receipt")
@@ -150,29 +154,32 @@ class Manager:
     # Handler thread --------------------------------------------------------------------------
 
     def _work_loop(self) -> None:
-        while True:
-            item = self._work.get()
-            if item is _STOP:
-                self.consumer.stop()
-                return
-            delivery, message, attempts = item
-            if self._stopping.is_set() or not self.consumer.is_current(delivery):
-                continue  # not started: the broker redelivers it
-            if message.id in self._finished:
-                self.consumer.ack(delivery)
-                continue
-            self._perform(delivery, message, attempts)
+        try:
+            while True:
+                item = self._work.get()
+                if item is _STOP:
+                    return
+                delivery, message, attempts = item
+                if self._stopping.is_set() or not self.consumer.is_current(delivery):
+                    continue  # not started: the broker redelivers it
+                if message.id in self._finished:
+                    self.consumer.ack(delivery)
+                    continue
+                try:
+                    self._perform(delivery, message, attempts)
+                except Exception:  # left unacknowledged; the loop must go on
+                    log.exception("task %s on %s: cannot record its result", message.identifier, self.endpoint)
+        finally:
+            self.consumer.stop()
 
     def _perform(self, delivery: Delivery, message: TaskMessage, attempts: int) -> None:
         log.info("task %s starting on %s", message.identifier, self.endpoint)
         response = self.handler.run(message, self.endpoint, attempts)
-        status = self._retry(
-            lambda: self.responses.record_result(
-                message.id, self.endpoint, response.errnr, response.errmsg, response.payload
-            ),
-            "record result",
-            give_up_on_stop=False,
-        )
+        try:
+            status = self._record(message, response.errnr, response.errmsg, response.payload)
+        except StorageError as exc:
+            log.error("task %s on %s: the database refused its result: %s", message.identifier, self.endpoint, exc)
+            status = self._record(message, ErrNr.GENERAL_ERROR, "cannot store the handler's result: %s" % exc, None)
         log.info(
             "task %s finished on %s: errnr %s, task now %s",
             message.identifier,
@@ -184,6 +191,14 @@ class Manager:
         while len(self._finished) > REMEMBERED_TASKS:
             self._finished.popitem(last=False)
         self.consumer.ack(delivery)
+
+    def _record(self, message: TaskMessage, errnr: int, errmsg: str | None, payload: object) -> str:
+        """Record the result, waiting out database outages: it must be stored before the ack."""
+        return self._retry(
+            lambda: self.responses.record_result(message.id, self.endpoint, errnr, errmsg, payload),
+            "record result",
+            give_up_on_stop=False,
+        )
 
     def _retry(self, call: Callable[[], T], what: str, give_up_on_stop: bool = True) -> T | object:
         """Call until the database answers; _GAVE_UP if stopping first (when `give_up_on_stop`)."""

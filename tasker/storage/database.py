@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasker.config import DbConfig
-from tasker.errors import SetupError, StorageUnavailable
+from tasker.errors import DuplicateRow, SetupError, StorageError, StorageUnavailable
 from tasker.storage.models import Base
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,20 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session in a transaction, committed on success; database faults become StorageUnavailable."""
+        """A session in a transaction, committed on success.
+
+        Database errors leave as tasker's: StorageUnavailable (try again later), DuplicateRow,
+        or StorageError (the statement will never work).
+        """
         try:
             with self._sessions.begin() as session:
                 yield session
+        except IntegrityError as exc:
+            raise DuplicateRow(_reason(exc)) from exc
         except DBAPIError as exc:
             if _is_transient(exc):
                 raise StorageUnavailable("database unavailable: %s" % _reason(exc)) from exc
-            raise
+            raise StorageError("the database refused it: %s" % _reason(exc)) from exc
 
     def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers."""
@@ -85,7 +91,23 @@ def open_database(config: DbConfig) -> Database:
         )
     elif url.get_backend_name() == "sqlite":
         options["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    return Database(create_engine(url, **options))
+    engine = create_engine(url, **options)
+    if url.get_backend_name() == "sqlite":
+        _serialize_sqlite(engine)
+    return Database(engine)
+
+
+def _serialize_sqlite(engine: Engine) -> None:
+    """SQLite has no row locks: take the write lock at BEGIN, so receipt and deadline check
+    (and any two transactions) run one after the other, as row locks make them on MySQL."""
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _create_database_if_missing(engine: Engine) -> None:

@@ -8,9 +8,9 @@ import logging
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from tasker.clock import utcnow
+from tasker.errors import DuplicateRow
 from tasker.status import ResponseStatus, TaskStatus
 from tasker.storage.database import Database
 from tasker.storage.models import EndpointRegistration, Task, TaskResponse
@@ -45,7 +45,7 @@ class ResponseStore:
                     )
                 else:
                     row.last_seen_time = now
-        except IntegrityError:
+        except DuplicateRow:
             log.debug("endpoint %s registered for %s concurrently", endpoint, task_type)
 
     def record_receipt(self, task_id: int, endpoint: str) -> tuple[Receipt, int]:

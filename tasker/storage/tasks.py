@@ -9,16 +9,18 @@ import logging
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tasker.clock import utcnow
-from tasker.errors import InvalidTask, TaskConflict, TaskNotFound
+from tasker.errors import DuplicateRow, InvalidTask, TaskConflict, TaskNotFound
 from tasker.status import TaskStatus
 from tasker.storage.database import Database
 from tasker.storage.models import EndpointRegistration, Task, TaskResponse
 
 log = logging.getLogger(__name__)
+# How long an API process holds a task it is publishing: above the publisher's confirm timeout,
+# well below any sensible delivery deadline, so the outbox of another API takes over in time.
+CLAIM_SECONDS = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Created:
 class TaskStore:
     """Task rows as the API sees them. Every method is blocking: call it from an executor."""
 
-    def __init__(self, database: Database, claim_seconds: float = 30.0) -> None:
+    def __init__(self, database: Database, claim_seconds: float = CLAIM_SECONDS) -> None:
         self.database = database
         self.claim_seconds = claim_seconds
 
@@ -54,7 +56,7 @@ class TaskStore:
                 endpoints = new.endpoints or self._registered(session, new.type)
                 if endpoints:
                     return Created(self._insert(session, new, payload, endpoints, timeout), True)
-        except IntegrityError:
+        except DuplicateRow:
             return Created(self._existing(new, payload), False)
         try:
             return Created(self._existing(new, payload), False)
@@ -94,7 +96,7 @@ class TaskStore:
     def _existing(self, new: NewTask, payload: str) -> dict[str, Any]:
         with self.database.transaction() as session:
             task = self._find(session, new.type, new.identifier)
-            same_endpoints = new.endpoints is None or new.endpoints == task.endpoint_list()
+            same_endpoints = new.endpoints is None or sorted(new.endpoints) == sorted(task.endpoint_list())
             if task.payload != payload or not same_endpoints:
                 raise TaskConflict(
                     "a %s task with identifier %r exists already with other content" % (new.type, new.identifier)
@@ -126,10 +128,10 @@ class TaskStore:
             )
             return session.scalar(select(Task.status).where(Task.id == task_id))
 
-    def release(self, task_id: int) -> None:
-        """Give up the claim on a task that could not be published, so the outbox retries it now."""
+    def release(self, task_ids: list[int]) -> None:
+        """Give up the claim on tasks that could not be published, so the outbox retries them now."""
         with self.database.transaction() as session:
-            session.execute(update(Task).where(Task.id == task_id).values(claim_until=None))
+            session.execute(update(Task).where(Task.id.in_(task_ids)).values(claim_until=None))
 
     def claim_unsent(self, limit: int = 100) -> list[dict[str, Any]]:
         """Claim CREATED tasks that nobody is publishing; only one API process wins each."""
