@@ -26,11 +26,12 @@ run: $(VENV)/.installed var/tasker.env
 	scripts/ensure-services
 	scripts/setup-mysql-user
 	bin/initialize --mode $(MODE) -d -r
-	@if bin/supervisorctl --mode $(MODE) pid >/dev/null 2>&1; then \
-	  bin/supervisorctl --mode $(MODE) restart all; \
-	else \
-	  bin/supervisord --mode $(MODE); \
+	@# A running supervisord is restarted whole, so its programs see the current environment.
+	@if pid=$$(bin/supervisorctl --mode $(MODE) pid 2>/dev/null) && [ "$$pid" -gt 0 ] 2>/dev/null; then \
+	  bin/supervisorctl --mode $(MODE) shutdown; \
+	  while kill -0 "$$pid" 2>/dev/null; do sleep 1; done; \
 	fi
+	bin/supervisord --mode $(MODE)
 	scripts/wait-for-url http://127.0.0.1:$(API_PORT)/health 60
 	@for i in $$(seq 30); do bin/supervisorctl --mode $(MODE) status >/dev/null && break; sleep 1; done
 	bin/supervisorctl --mode $(MODE) status
@@ -42,7 +43,7 @@ status:
 	bin/supervisorctl --mode $(MODE) status
 
 ## test: the whole suite, against the real RabbitMQ and MariaDB (started if down).
-test: $(VENV)/.installed
+test: $(VENV)/.installed lint
 	scripts/ensure-services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -56,6 +56,8 @@ class ApiConfig:
     address: str = "127.0.0.1"
     wait_for_endpoints_timeout: int = 30
     max_body_size: int = 1024 * 1024
+    max_endpoints: int = 1000
+    max_payload_depth: int = 64
     deadline_check_interval: float = 1.0
     outbox_interval: float = 2.0
     executor_threads: int = 8

@@ -8,8 +8,6 @@ from tasker.api.dispatch import Dispatcher
 from tasker.api.handlers import HealthHandler, NotFoundHandler, TaskCollectionHandler, TaskItemHandler
 from tasker.config import Config
 
-MAX_ENDPOINTS = 1000
-
 
 def make_app(config: Config, dispatcher: Dispatcher) -> tornado.web.Application:
     """The API of `config`, reaching storage and broker through `dispatcher`."""
@@ -23,6 +21,7 @@ def make_app(config: Config, dispatcher: Dispatcher) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         task_types=config.task_types,
         max_body_size=config.api.max_body_size,
-        max_endpoints=MAX_ENDPOINTS,
+        max_endpoints=config.api.max_endpoints,
+        max_payload_depth=config.api.max_payload_depth,
         wait_for_endpoints_timeout=config.api.wait_for_endpoints_timeout,
     )

@@ -42,7 +42,7 @@ class Dispatcher:
         try:
             await self.publisher.publish(task["type"], task["endpoints"], encode_task(task))
         except BrokerUnavailable:
-            await self.storage(self.tasks.release, task["id"])
+            await self.storage(self.tasks.release, [task["id"]])
             raise
         return await self.storage(self.tasks.mark_sent, task["id"])
 
@@ -62,11 +62,13 @@ class Dispatcher:
 
     async def drain_outbox(self) -> None:
         """Send every CREATED task nobody is sending (the broker was down, or an API died)."""
-        for task in await self.storage(self.tasks.claim_unsent):
+        claimed = await self.storage(self.tasks.claim_unsent)
+        for number, task in enumerate(claimed):
             try:
                 status = await self.send(task)
             except BrokerUnavailable as exc:
-                log.warning("task %s (%s) still unsent: %s", task["identifier"], task["type"], exc)
+                log.warning("%d tasks still unsent: %s", len(claimed) - number, exc)
+                await self.storage(self.tasks.release, [t["id"] for t in claimed[number + 1 :]])
                 return
             log.info("task %s (%s) sent from the outbox: %s", task["identifier"], task["type"], status)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -103,7 +104,9 @@ class TaskCollectionHandler(JsonHandler):
         if self._too_large:
             self.fail(413, "body is over the limit of %d bytes" % self.settings["max_body_size"])
             return
-        new = parse_new_task(self.task_type, bytes(self._body), self.settings["max_endpoints"])
+        new = parse_new_task(
+            self.task_type, bytes(self._body), self.settings["max_endpoints"], self.settings["max_payload_depth"]
+        )
         timeout = self.settings["wait_for_endpoints_timeout"]
         created = await self.dispatcher.storage(self.dispatcher.tasks.create, new, timeout)
         task = created.task
@@ -113,8 +116,9 @@ class TaskCollectionHandler(JsonHandler):
         self.set_header("Location", "/%s/%s" % (task["type"], task["identifier"]))
         try:
             task["status"] = await self.dispatcher.send(task)
-        except BrokerUnavailable as exc:
-            log.warning("task %s (%s) accepted, broker unavailable: %s", task["identifier"], task["type"], exc)
+        except (BrokerUnavailable, StorageUnavailable) as exc:
+            # Stored, and the outbox of every API process sends what is not marked SENT.
+            log.warning("task %s (%s) accepted, not confirmed sent: %s", task["identifier"], task["type"], exc)
             self.answer(202, dict(task, status=TaskStatus.CREATED.value))
             return
         log.info("task %s (%s) sent to %s", task["identifier"], task["type"], ", ".join(task["endpoints"]))
@@ -141,7 +145,11 @@ class HealthHandler(JsonHandler):
             await self.dispatcher.storage(self.dispatcher.tasks.database.ping)
         except StorageUnavailable as exc:
             database = str(exc)
-        broker = "ok" if self.dispatcher.publisher.is_open else "not connected"
+        broker = "ok"
+        try:
+            await asyncio.wait_for(self.dispatcher.publisher.connect(), 5)
+        except (BrokerUnavailable, asyncio.TimeoutError) as exc:
+            broker = str(exc) or "no answer within 5s"
         status = 200 if database == "ok" else 503
         self.answer(status, {"status": "ok" if status == 200 else "degraded", "database": database, "broker": broker})
 

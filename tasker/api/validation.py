@@ -13,14 +13,18 @@ NAME_RULE = "1 to 50 characters from A-Z a-z 0-9 . _ : -"
 KNOWN_KEYS = {"identifier", "payload", "endpoints"}
 
 
-def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000) -> NewTask:
+def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000, max_depth: int = 64) -> NewTask:
     """Decode and check the JSON body of `POST /<task_type>`."""
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise InvalidTask("body is not UTF-8: %s" % exc) from exc
+    except RecursionError:
+        raise InvalidTask("body is nested deeper than %d levels" % max_depth) from None
     except ValueError as exc:
         raise InvalidTask("body is not valid JSON: %s" % exc) from exc
+    if _depth(data, max_depth + 1) > max_depth + 1:
+        raise InvalidTask("payload is nested deeper than %d levels" % max_depth)
     if not isinstance(data, dict):
         raise InvalidTask("body must be a JSON object, not %s" % _json_kind(data))
     unknown = sorted(set(data) - KNOWN_KEYS)
@@ -32,6 +36,24 @@ def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000) -> Ne
         payload=data.get("payload", ""),
         endpoints=_endpoints(data.get("endpoints"), max_endpoints),
     )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError("%s is not a JSON value" % name)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply lists and objects nest in `value`, counting no further than past `limit`."""
+    deepest, level, pending = 0, 0, [(value, 1)]
+    while pending:
+        value, level = pending.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                break
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def check_identifier(identifier: Any) -> str:

@@ -51,16 +51,20 @@ class _Rabbitmqctl:
             )
 
     def delete_vhost(self, vhost: str) -> None:
+        """Delete the vhost with its queues, if it exists."""
         self._run("delete_vhost", vhost, ok_if=("not_found", "does not exist"))
 
     def add_vhost(self, vhost: str) -> None:
+        """Create the vhost unless it exists."""
         self._run("add_vhost", vhost, ok_if=("already_exists", "already exists"))
 
     def set_user(self, username: str, password: str) -> None:
+        """Create the user, or set the password of the one that exists."""
         self._run("add_user", username, password, ok_if=("already_exists", "already exists"))
         self._run("change_password", username, password)
 
     def set_permissions(self, vhost: str, username: str) -> None:
+        """Give the user every permission on the vhost."""
         self._run("set_permissions", "-p", vhost, username, ".*", ".*", ".*")
 
 
@@ -82,15 +86,19 @@ class _Management:
             raise SetupError("cannot reach RabbitMQ management at %s: %s" % (self.base, exc.reason)) from exc
 
     def delete_vhost(self, vhost: str) -> None:
+        """Delete the vhost with its queues, if it exists."""
         self._call("DELETE", "/api/vhosts/" + _quote(vhost), ok=(404,))
 
     def add_vhost(self, vhost: str) -> None:
+        """Create the vhost unless it exists."""
         self._call("PUT", "/api/vhosts/" + _quote(vhost))
 
     def set_user(self, username: str, password: str) -> None:
+        """Create the user, or set the password of the one that exists."""
         self._call("PUT", "/api/users/" + _quote(username), {"password": password, "tags": ""})
 
     def set_permissions(self, vhost: str, username: str) -> None:
+        """Give the user every permission on the vhost."""
         body = {"configure": ".*", "write": ".*", "read": ".*"}
         self._call("PUT", "/api/permissions/%s/%s" % (_quote(vhost), _quote(username)), body)
 

@@ -64,6 +64,10 @@ class Publisher:
         except asyncio.TimeoutError as exc:
             raise BrokerUnavailable("the broker did not confirm within %ss" % self.confirm_timeout) from exc
 
+    async def connect(self) -> None:
+        """Open the connection and channel now (they open on first use otherwise)."""
+        await self._open_channel()
+
     async def declare(self, task_type: str, endpoints: list[str]):
         """Declare the exchange of a task type and the bound queues of its endpoints."""
         channel = await self._open_channel()
@@ -102,34 +106,48 @@ class Publisher:
             custom_ioloop=asyncio.get_running_loop(),
         )
 
+    # Callbacks of a connection or channel that was replaced already are ignored: only the
+    # current connection may touch the publisher's state.
+
     def _on_connection_open(self, connection) -> None:
-        connection.channel(on_open_callback=self._on_channel_open)
+        if connection is self._connection:
+            connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_open_error(self, connection, error) -> None:
+        if connection is not self._connection:
+            return
         self._resolve_opening(exc=BrokerUnavailable("cannot connect to RabbitMQ: %s" % (error or "refused")))
         self._connection = None
 
     def _on_connection_closed(self, connection, reason) -> None:
+        if self._closed_waiter is not None and not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
+        if connection is not self._connection:
+            return
         closing = self._closed_waiter is not None
         log.log(logging.INFO if closing else logging.WARNING, "RabbitMQ connection closed: %s", reason)
         self._channel = None
         self._connection = None
         self._fail_pending(BrokerUnavailable("RabbitMQ connection closed: %s" % reason))
         self._resolve_opening(exc=BrokerUnavailable("RabbitMQ connection closed: %s" % reason))
-        if self._closed_waiter is not None and not self._closed_waiter.done():
-            self._closed_waiter.set_result(None)
 
     def _on_channel_open(self, channel) -> None:
         channel.add_on_close_callback(self._on_channel_closed)
-        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._on_confirm_mode(channel))
+        channel.confirm_delivery(
+            lambda frame: self._on_confirm(channel, frame), callback=lambda _frame: self._on_confirm_mode(channel)
+        )
 
     def _on_confirm_mode(self, channel) -> None:
+        if channel.connection is not self._connection:
+            return
         self._channel = channel
         self._declared = set()
         self._next_tag = 1
         self._resolve_opening(channel=channel)
 
     def _on_channel_closed(self, channel, reason) -> None:
+        if channel.connection is not self._connection:
+            return
         closing = self._closed_waiter is not None
         log.log(logging.INFO if closing else logging.WARNING, "RabbitMQ channel closed: %s", reason)
         if self._channel is channel:
@@ -139,7 +157,9 @@ class Publisher:
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
 
-    def _on_confirm(self, frame) -> None:
+    def _on_confirm(self, channel, frame) -> None:
+        if channel is not self._channel:
+            return
         method = frame.method
         acked = isinstance(method, pika.spec.Basic.Ack)
         tags = [t for t in self._pending if t <= method.delivery_tag] if method.multiple else [method.delivery_tag]

@@ -24,6 +24,8 @@ from tasker.clock import format_time
 
 # Payloads may be up to the API's body limit (1 MiB by default): TEXT stops at 64 KiB on MySQL.
 JsonText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# Identifiers, types and endpoint names compare byte for byte: `ABC` and `abc` are two tasks.
+Name = String(50).with_variant(mysql.VARCHAR(50, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -41,8 +43,8 @@ class Task(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    identifier: Mapped[str] = mapped_column(String(50))
-    type: Mapped[str] = mapped_column(String(50))
+    identifier: Mapped[str] = mapped_column(Name)
+    type: Mapped[str] = mapped_column(Name)
     payload: Mapped[str] = mapped_column(JsonText)
     endpoints: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
@@ -82,7 +84,7 @@ class TaskResponse(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
-    endpoint: Mapped[str] = mapped_column(String(50))
+    endpoint: Mapped[str] = mapped_column(Name)
     status: Mapped[int] = mapped_column(SmallInteger)
     errnr: Mapped[int] = mapped_column(Integer, default=0)
     errmsg: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -112,7 +114,7 @@ class EndpointRegistration(Base):
 
     __tablename__ = "endpoint_registration"
 
-    type: Mapped[str] = mapped_column(String(50), primary_key=True)
-    endpoint: Mapped[str] = mapped_column(String(50), primary_key=True)
+    type: Mapped[str] = mapped_column(Name, primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Name, primary_key=True)
     registered_time: Mapped[dt.datetime] = mapped_column(DateTime)
     last_seen_time: Mapped[dt.datetime] = mapped_column(DateTime)

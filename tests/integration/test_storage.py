@@ -112,7 +112,7 @@ def test_only_one_caller_claims_an_unsent_task(db):
     tasks = TaskStore(db, claim_seconds=30)
     task = tasks.create(new(), 30).task
     assert task["id"] not in [t["id"] for t in tasks.claim_unsent()], "its creator holds the claim"
-    tasks.release(task["id"])
+    tasks.release([task["id"]])
     won: list[int] = []
     barrier = threading.Barrier(4)
 

@@ -56,3 +56,18 @@ def test_bad_bodies_say_what_is_wrong(body, message):
 def test_too_many_endpoints_are_refused():
     with pytest.raises(InvalidTask, match="more than 3"):
         parse_new_task("worker", json.dumps({"identifier": "x", "endpoints": list("abcd")}).encode(), 3)
+
+
+def test_nan_and_infinity_are_not_json():
+    for body in (b'{"identifier": "x", "payload": NaN}', b'{"identifier": "x", "payload": [-Infinity]}'):
+        with pytest.raises(InvalidTask, match="is not a JSON value"):
+            parse(body)
+
+
+def test_payloads_nested_deeper_than_the_limit_are_refused_without_a_recursion_error():
+    assert parse_new_task("worker", json.dumps({"identifier": "x", "payload": [[[1]]]}).encode(), max_depth=3)
+    with pytest.raises(InvalidTask, match="nested deeper than 2 levels"):
+        parse_new_task("worker", json.dumps({"identifier": "x", "payload": [[[1]]]}).encode(), max_depth=2)
+    for depth in (100, 100_000):
+        with pytest.raises(InvalidTask, match="nested deeper than 64 levels"):
+            parse(b'{"identifier": "x", "payload": ' + b"[" * depth + b"]" * depth + b"}")

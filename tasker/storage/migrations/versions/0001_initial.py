@@ -14,14 +14,15 @@ branch_labels = None
 depends_on = None
 
 JsonText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+Name = sa.String(50).with_variant(mysql.VARCHAR(50, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 def upgrade() -> None:
     op.create_table(
         "task",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("identifier", sa.String(50), nullable=False),
-        sa.Column("type", sa.String(50), nullable=False),
+        sa.Column("identifier", Name, nullable=False),
+        sa.Column("type", Name, nullable=False),
         sa.Column("payload", JsonText, nullable=False),
         sa.Column("endpoints", sa.Text, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
@@ -40,7 +41,7 @@ def upgrade() -> None:
         "task_response",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("task_id", sa.Integer, sa.ForeignKey("task.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("endpoint", sa.String(50), nullable=False),
+        sa.Column("endpoint", Name, nullable=False),
         sa.Column("status", sa.SmallInteger, nullable=False),
         sa.Column("errnr", sa.Integer, nullable=False),
         sa.Column("errmsg", sa.Text, nullable=True),
@@ -54,8 +55,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "endpoint_registration",
-        sa.Column("type", sa.String(50), primary_key=True),
-        sa.Column("endpoint", sa.String(50), primary_key=True),
+        sa.Column("type", Name, primary_key=True),
+        sa.Column("endpoint", Name, primary_key=True),
         sa.Column("registered_time", sa.DateTime, nullable=False),
         sa.Column("last_seen_time", sa.DateTime, nullable=False),
         mysql_engine="InnoDB",

@@ -1,0 +1,47 @@
+"""Run the API: build storage, publisher and application once, listen, stop on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import tornado.httpserver
+
+from tasker.api.app import make_app
+from tasker.api.dispatch import Dispatcher
+from tasker.config import Config
+from tasker.messaging.publisher import Publisher
+from tasker.storage import TaskStore, open_database
+
+log = logging.getLogger("tasker.api")
+# Bodies are checked against api.max_body_size by the request handler, which answers 413 in
+# JSON; the server's own cap only bounds chunked bodies of unknown length.
+SERVER_BODY_CAP = 64 * 1024 * 1024
+
+
+async def serve(config: Config, port: int) -> int:
+    """Build everything once, listen, and shut down cleanly on a signal."""
+    database = open_database(config.manager.db)
+    executor = ThreadPoolExecutor(config.api.executor_threads, thread_name_prefix="storage")
+    dispatcher = Dispatcher(config.api, TaskStore(database), Publisher(config.manager.message_queue), executor)
+    app = make_app(config, dispatcher)
+    server = tornado.httpserver.HTTPServer(app, max_body_size=max(SERVER_BODY_CAP, config.api.max_body_size))
+    server.listen(port, address=config.api.address)
+    dispatcher.start()
+    log.info("tasker API (%s) listening on %s:%d", config.mode, config.api.address, port)
+
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    await stopped.wait()
+
+    log.info("tasker API stopping")
+    server.stop()
+    await server.close_all_connections()
+    await dispatcher.stop()
+    executor.shutdown(wait=True)
+    database.close()
+    return 0
