@@ -116,7 +116,8 @@ def _checked(response: TaskResponse) -> TaskResponse:
 def _shorten(text: str) -> str:
     if len(text) <= MAX_ERRMSG:
         return text
-    return text[: MAX_ERRMSG - 20] + " ... (%d characters)" % len(text)
+    suffix = " ... (%d characters)" % len(text)
+    return text[: MAX_ERRMSG - len(suffix)] + suffix
 
 
 def _failed(response: TaskResponse, message: str) -> TaskResponse:

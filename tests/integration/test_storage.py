@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from tasker.config import DbConfig
-from tasker.errors import InvalidTask, StorageUnavailable, TaskConflict, TaskNotFound
+from tasker.errors import InvalidTask, StorageError, StorageUnavailable, TaskConflict, TaskNotFound
 from tasker.storage import Receipt, ResponseStore, TaskStore, open_database
 from tasker.storage.models import Task
 from tasker.storage.tasks import NewTask
@@ -138,3 +138,31 @@ def test_an_unreachable_database_is_storage_unavailable():
     nowhere = open_database(DbConfig(uri="mysql+pymysql://tasker:x@127.0.0.1:1/tasker"))
     with pytest.raises(StorageUnavailable, match="database unavailable"):
         TaskStore(nowhere).get("worker", "x")
+
+
+def test_identifiers_and_endpoints_differ_by_case(db):
+    tasks, responses = TaskStore(db), ResponseStore(db)
+    name = unique("Case")
+    upper = tasks.create(new(identifier=name.upper(), endpoints=["Console1", "console1"]), 30).task
+    lower = tasks.create(new(identifier=name.lower()), 30).task
+    assert upper["id"] != lower["id"]
+    assert tasks.get("worker", name.upper())["task"]["id"] == upper["id"]
+    for endpoint in ("Console1", "console1"):
+        assert responses.record_receipt(upper["id"], endpoint) == (Receipt.RUN, 1)
+    responses.record_result(upper["id"], "Console1", 0, None, None)
+    assert responses.record_result(upper["id"], "console1", 0, None, None) == "DONE"
+
+
+def test_a_retry_may_list_the_endpoints_in_another_order(db):
+    tasks = TaskStore(db)
+    first = tasks.create(new(identifier=unique(), endpoints=["e1", "e2"]), 30)
+    again = tasks.create(NewTask("worker", first.task["identifier"], {"n": 1}, ["e2", "e1"]), 30)
+    assert not again.created and again.task["id"] == first.task["id"]
+
+
+def test_a_result_mariadb_cannot_hold_is_a_storage_error_not_a_library_error(database):
+    tasks, responses = TaskStore(database), ResponseStore(database)
+    task = tasks.create(new(), 30).task
+    responses.record_receipt(task["id"], "e1")
+    with pytest.raises(StorageError):
+        responses.record_result(task["id"], "e1", 2**40, None, None)

@@ -48,6 +48,9 @@ def test_a_raising_handler_gives_errnr_1_with_the_message(config):
         (lambda task, response: setattr(response, "payload", object()) or response, "payload that is not JSON"),
         (lambda task, response: setattr(response, "errnr", "bad") or response, "errnr to 'bad'"),
         (lambda task, response: 42, "returned int, not the taskResponse"),
+        (lambda task, response: setattr(response, "errnr", 2**40) or response, "not an int of 32 bits"),
+        (lambda task, response: setattr(response, "payload", float("nan")) or response, "not JSON"),
+        (lambda task, response: sys.exit(3), "SystemExit: 3"),
     ],
 )
 def test_a_handler_that_answers_nonsense_gives_errnr_1(config, monkeypatch, handle, errmsg):
@@ -61,3 +64,11 @@ def test_a_handler_that_answers_nonsense_gives_errnr_1(config, monkeypatch, hand
 def test_a_task_type_that_is_not_configured_loads_nothing(config):
     with pytest.raises(HandlerModuleError, match="'os' is not configured"):
         HandlerModule(config, "os")
+
+
+def test_a_huge_errmsg_is_shortened_to_what_the_database_keeps(config, monkeypatch):
+    module = types.ModuleType("fake_odd_handler")
+    module.handle_task = lambda task, response: setattr(response, "errmsg", "x" * 100_000) or response
+    monkeypatch.setitem(sys.modules, "fake_odd_handler", module)
+    response = HandlerModule(config, "odd").run(MESSAGE, "console1", 1)
+    assert len(response.errmsg) == 10_000 and response.errmsg.endswith("(100000 characters)")
