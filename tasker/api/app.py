@@ -21,6 +21,7 @@ def make_app(config: Config, dispatcher: Dispatcher) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         task_types=config.task_types,
         max_body_size=config.api.max_body_size,
+        tokens=config.api.tokens,
         max_endpoints=config.api.max_endpoints,
         max_payload_depth=config.api.max_payload_depth,
         wait_for_endpoints_timeout=config.api.wait_for_endpoints_timeout,

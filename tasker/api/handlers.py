@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from typing import Any
@@ -27,11 +28,36 @@ ERROR_STATUS = {
 
 
 class JsonHandler(tornado.web.RequestHandler):
-    """Base of every request handler: JSON answers, JSON errors, tasker errors mapped to statuses."""
+    """Base of every request handler: JSON answers, JSON errors, tasker errors mapped to statuses,
+    and the bearer token when `api.tokens` is configured."""
+
+    requires_token = True
 
     def initialize(self, dispatcher: Dispatcher | None = None, task_type: str | None = None) -> None:
         self.dispatcher = dispatcher
         self.task_type = task_type
+
+    def prepare(self) -> None:
+        self.authorize()
+
+    def has_valid_token(self) -> bool:
+        """Whether authentication is off or the request carries a configured bearer token."""
+        tokens = self.settings["tokens"]
+        if not tokens:
+            return True
+        scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
+        matched = False
+        for token in tokens:  # every token compared in constant time, whichever matches
+            matched |= hmac.compare_digest(given.strip().encode(), token.encode())
+        return scheme.lower() == "bearer" and matched
+
+    def authorize(self) -> bool:
+        """Finish with 401 unless the request may go on; True if it may."""
+        if not self.requires_token or self.has_valid_token():
+            return True
+        self.fail(401, "a valid bearer token is required (Authorization: Bearer <token>)")
+        self.set_header("WWW-Authenticate", 'Bearer realm="tasker"')
+        return False
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -82,7 +108,7 @@ class TaskCollectionHandler(JsonHandler):
     def prepare(self) -> None:
         self._body = bytearray()
         self._too_large = False
-        if self.request.method != "POST":
+        if not self.authorize() or self.request.method != "POST":
             return
         limit = self.settings["max_body_size"]
         content_type = self.request.headers.get("Content-Type", "")
@@ -137,7 +163,12 @@ class TaskItemHandler(JsonHandler):
 
 
 class HealthHandler(JsonHandler):
-    """`GET /health`: whether this API process reaches its database and broker."""
+    """`GET /health`: whether this API process reaches its database and broker.
+
+    Open without a token, for load balancers; the reasons are shown only with one.
+    """
+
+    requires_token = False
 
     async def get(self) -> None:
         database = "ok"
@@ -151,13 +182,18 @@ class HealthHandler(JsonHandler):
         except (BrokerUnavailable, asyncio.TimeoutError) as exc:
             broker = str(exc) or "no answer within 5s"
         status = 200 if database == "ok" else 503
-        self.answer(status, {"status": "ok" if status == 200 else "degraded", "database": database, "broker": broker})
+        body = {"status": "ok" if status == 200 else "degraded"}
+        if self.has_valid_token():
+            body.update(database=database, broker=broker)
+        self.answer(status, body)
 
 
 class NotFoundHandler(JsonHandler):
     """Every path that is not a configured task type."""
 
     def prepare(self) -> None:
+        if not self.authorize():
+            return
         self.fail(
             404, "no such path: %s (task types: %s)" % (self.request.path, ", ".join(self.settings["task_types"]))
         )

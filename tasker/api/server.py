@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 import tornado.httpserver
 
 from tasker.api.app import make_app
 from tasker.api.dispatch import Dispatcher
-from tasker.config import Config
+from tasker.config import Config, TlsConfig
+from tasker.errors import ConfigError
 from tasker.messaging.publisher import Publisher
 from tasker.storage import TaskStore, open_database
 
@@ -27,10 +29,13 @@ async def serve(config: Config, port: int) -> int:
     executor = ThreadPoolExecutor(config.api.executor_threads, thread_name_prefix="storage")
     dispatcher = Dispatcher(config.api, TaskStore(database), Publisher(config.manager.message_queue), executor)
     app = make_app(config, dispatcher)
-    server = tornado.httpserver.HTTPServer(app, max_body_size=max(SERVER_BODY_CAP, config.api.max_body_size))
+    server = tornado.httpserver.HTTPServer(
+        app, max_body_size=max(SERVER_BODY_CAP, config.api.max_body_size), ssl_options=tls_context(config.api.tls)
+    )
     server.listen(port, address=config.api.address)
     dispatcher.start()
-    log.info("tasker API (%s) listening on %s:%d", config.mode, config.api.address, port)
+    scheme = "https" if config.api.tls.enabled else "http"
+    log.info("tasker API (%s) listening on %s://%s:%d", config.mode, scheme, config.api.address, port)
 
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -45,3 +50,21 @@ async def serve(config: Config, port: int) -> int:
     executor.shutdown(wait=True)
     database.close()
     return 0
+
+
+def tls_context(tls: TlsConfig) -> ssl.SSLContext | None:
+    """The server's TLS context from `api.tls`, or None to serve plain HTTP.
+
+    With `ca_file`, clients must present a certificate signed by it (mutual TLS).
+    """
+    if not tls.enabled:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.ca_file:
+            context.load_verify_locations(tls.ca_file)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("api.tls: cannot load %s / %s: %s" % (tls.cert_file, tls.key_file, exc)) from exc
+    return context

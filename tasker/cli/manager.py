@@ -45,6 +45,7 @@ def main() -> int:
         handler,
         args.endpoint,
         retry_delay=config.manager.db_retry_delay,
+        consumer_timeout=config.manager.message_queue.consumer_timeout,
     )
 
     def on_signal(signum, frame) -> None:

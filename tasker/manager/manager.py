@@ -1,12 +1,14 @@
 """The manager of one (endpoint, task type): receive, record receipt, run, record, acknowledge.
 
-Three threads, each with one job:
+Four threads, each with one job:
 - the connection thread (`run()`, the caller's) services AMQP and heartbeats and only
   queues what arrives;
 - the receipt thread records each task-response as soon as its message arrives, even while
-  a handler runs, so the API's delivery deadline sees the truth;
+  a handler runs, so the API's delivery deadline sees the truth (in batches, when many
+  arrive at once);
 - the handler thread runs one handler module call at a time, records the result, and only
-  then hands the acknowledgement back to the connection thread.
+  then hands the acknowledgement back to the connection thread;
+- the lease thread renews the running task's delivery before the broker's consumer timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Callable, TypeVar
 
 from tasker.errors import InvalidTask, StorageError, StorageUnavailable
 from tasker.manager.handler_module import HandlerModule
+from tasker.manager.lease import Lease
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
 from tasker.status import ErrNr
@@ -31,6 +34,7 @@ T = TypeVar("T")
 _STOP = object()
 _GAVE_UP = object()
 REMEMBERED_TASKS = 10_000
+RECEIPT_BATCH = 200
 
 
 class Manager:
@@ -43,6 +47,7 @@ class Manager:
         handler: HandlerModule,
         endpoint: str,
         retry_delay: float = 2.0,
+        consumer_timeout: float = 1800.0,
     ) -> None:
         self.endpoint = endpoint
         self.task_type = handler.task_type
@@ -50,6 +55,7 @@ class Manager:
         self.handler = handler
         self.retry_delay = retry_delay
         self.consumer = consumer_factory(self._on_delivery)
+        self.lease = Lease(self.consumer, renew_after=consumer_timeout * 0.4)
         self._received: queue.Queue = queue.Queue()
         self._work: queue.Queue = queue.Queue()
         self._stopping = threading.Event()
@@ -62,14 +68,17 @@ class Manager:
         if registered is _GAVE_UP:
             return 0
         log.info("manager of %s for endpoint %s started", self.task_type, self.endpoint)
+        stopped = threading.Event()
         threads = [
             threading.Thread(target=self._receive_loop, name="receipt", daemon=True),
             threading.Thread(target=self._work_loop, name="handler", daemon=True),
+            threading.Thread(target=self.lease.keep, args=(stopped,), name="lease", daemon=True),
         ]
         for thread in threads:
             thread.start()
         self.consumer.run()
         self._received.put(_STOP)
+        stopped.set()
         for thread in threads:
             thread.join()
         log.info("manager of %s for endpoint %s stopped", self.task_type, self.endpoint)
@@ -104,6 +113,8 @@ class Manager:
             )
             self.consumer.reject(delivery)
             return
+        if delivery.renewal and self.lease.adopt(message.id, delivery):
+            return
         if self.endpoint not in message.endpoints:
             log.debug("task %s is not for endpoint %s; ignoring it", message.identifier, self.endpoint)
             self.consumer.ack(delivery)
@@ -114,23 +125,31 @@ class Manager:
 
     def _receive_loop(self) -> None:
         while True:
-            item = self._received.get()
-            if item is _STOP:
+            batch = [self._received.get()]
+            while len(batch) < RECEIPT_BATCH:
+                try:
+                    batch.append(self._received.get_nowait())
+                except queue.Empty:
+                    break
+            deliveries = [item for item in batch if item is not _STOP]
+            if deliveries and not self._stopping.is_set():  # when stopping, left for redelivery
+                try:
+                    self._receive(deliveries)
+                except Exception:  # left unacknowledged; the loop must go on
+                    log.exception("cannot record receipt of %d tasks on %s", len(deliveries), self.endpoint)
+            if len(deliveries) < len(batch):
                 self._work.put(_STOP)
                 return
-            delivery, message = item
-            if self._stopping.is_set():
-                continue  # left unacknowledged: the broker redelivers it later
-            try:
-                self._receive(delivery, message)
-            except Exception:  # left unacknowledged; the loop must go on
-                log.exception("cannot record receipt of task %s on %s", message.identifier, self.endpoint)
 
-    def _receive(self, delivery: Delivery, message: TaskMessage) -> None:
-        decided = self._retry(lambda: self.responses.record_receipt(message.id, self.endpoint), "record receipt")
+    def _receive(self, deliveries: list[tuple[Delivery, TaskMessage]]) -> None:
+        task_ids = [message.id for _, message in deliveries]
+        decided = self._retry(lambda: self.responses.record_receipts(task_ids, self.endpoint), "record receipt")
         if decided is _GAVE_UP:
             return
-        receipt, attempts = decided
+        for (delivery, message), (receipt, attempts) in zip(deliveries, decided, strict=True):
+            self._decide(delivery, message, receipt, attempts)
+
+    def _decide(self, delivery: Delivery, message: TaskMessage, receipt: Receipt, attempts: int) -> None:
         if receipt is Receipt.RUN:
             log.info("task %s received on %s (attempt %d)", message.identifier, self.endpoint, attempts)
             self._work.put((delivery, message, attempts))
@@ -174,6 +193,7 @@ class Manager:
 
     def _perform(self, delivery: Delivery, message: TaskMessage, attempts: int) -> None:
         log.info("task %s starting on %s", message.identifier, self.endpoint)
+        self.lease.start(message.id, delivery)
         response = self.handler.run(message, self.endpoint, attempts)
         try:
             status = self._record(message, response.errnr, response.errmsg, response.payload)
@@ -190,7 +210,9 @@ class Manager:
         self._finished[message.id] = True
         while len(self._finished) > REMEMBERED_TASKS:
             self._finished.popitem(last=False)
-        self.consumer.ack(delivery)
+        held = self.lease.finish()
+        if held is not None:  # None: a renewal copy is on its way, and is acknowledged on arrival
+            self.consumer.ack(held)
 
     def _record(self, message: TaskMessage, errnr: int, errmsg: str | None, payload: object) -> str:
         """Record the result, waiting out database outages: it must be stored before the ack."""

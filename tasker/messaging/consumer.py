@@ -12,6 +12,7 @@ import logging
 import threading
 from typing import Callable
 
+import pika
 from pika.adapters.select_connection import SelectConnection
 from pika.exchange_type import ExchangeType
 
@@ -23,14 +24,24 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
 
 
+RENEWAL_HEADER = "x-tasker-renewal"
+RENEWAL = pika.BasicProperties(
+    delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", headers={RENEWAL_HEADER: 1}
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Delivery:
-    """One message as it reached this consumer; `generation` names the connection it came on."""
+    """One message as it reached this consumer; `generation` names the connection it came on.
+
+    `renewal` marks a copy this consumer put back itself to renew a running task (`renew()`).
+    """
 
     tag: int
     generation: int
     body: bytes
     redelivered: bool
+    renewal: bool = False
 
 
 class Consumer:
@@ -48,6 +59,9 @@ class Consumer:
         self.queue = queue_name(settings.exchange, task_type, endpoint)
         self._on_delivery = on_delivery
         self._parameters = connection_parameters(settings)
+        self._broker = 0
+        self._renewing: dict[int, Delivery] = {}  # publish tag of a copy -> the delivery it renews
+        self._publish_tag = 1
         self._connection: SelectConnection | None = None
         self._channel = None
         self._consumer_tag: str | None = None
@@ -64,7 +78,7 @@ class Consumer:
         """Connect and consume until `stop()`; on a connection fault, wait and reconnect."""
         while self._running:
             self._connection = SelectConnection(
-                self._parameters,
+                self._parameters[self._broker % len(self._parameters)],
                 on_open_callback=self._on_connection_open,
                 on_open_error_callback=self._on_connection_open_error,
                 on_close_callback=self._on_connection_closed,
@@ -91,6 +105,15 @@ class Consumer:
     def reject(self, delivery: Delivery) -> None:
         """Dead-letter a delivery from any thread."""
         self._call(lambda: self._settle(delivery, lambda ch: ch.basic_reject(delivery.tag, requeue=False)))
+
+    def renew(self, delivery: Delivery) -> None:
+        """Put a copy of a long-running delivery back in the queue, then acknowledge the original.
+
+        Thread-safe. The broker's consumer timeout counts from delivery, so renewing before it
+        keeps a task that runs for hours from being cancelled and redelivered. The copy is
+        marked as a renewal; the original is acknowledged only once the broker confirmed it.
+        """
+        self._call(lambda: self._renew(delivery))
 
     def stop_consuming(self) -> None:
         """Ask the broker for no more deliveries; unacknowledged ones return to the queue on close."""
@@ -142,7 +165,9 @@ class Consumer:
         connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_open_error(self, connection, error) -> None:
-        log.error("cannot connect to RabbitMQ at %s:%s: %s", self.settings.host, self.settings.port, error)
+        parameters = connection.params
+        log.error("cannot connect to RabbitMQ at %s:%s: %s", parameters.host, parameters.port, error)
+        self._broker += 1  # the next attempt goes to the next configured broker
         connection.ioloop.stop()
 
     def _on_connection_closed(self, connection, reason) -> None:
@@ -154,6 +179,7 @@ class Consumer:
 
     def _on_channel_open(self, channel) -> None:
         self._channel = channel
+        self._renewing, self._publish_tag = {}, 1
         channel.add_on_close_callback(self._on_channel_closed)
         dead = dead_letter_name(self.settings.exchange)
         steps = [
@@ -162,10 +188,14 @@ class Consumer:
             lambda cb: channel.queue_bind(dead, dead, callback=cb),
             lambda cb: channel.exchange_declare(self.exchange, ExchangeType.fanout, durable=True, callback=cb),
             lambda cb: channel.queue_declare(
-                self.queue, durable=True, arguments=queue_arguments(self.settings.exchange), callback=cb
+                self.queue,
+                durable=True,
+                arguments=queue_arguments(self.settings.exchange, self.settings.queue_type),
+                callback=cb,
             ),
             lambda cb: channel.queue_bind(self.queue, self.exchange, callback=cb),
             lambda cb: channel.basic_qos(prefetch_count=self.settings.prefetch, callback=cb),
+            lambda cb: channel.confirm_delivery(self._on_confirm, callback=cb),
         ]
         self._chain(steps, self._start_consuming)
 
@@ -190,5 +220,25 @@ class Consumer:
             self._connection.close()
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
-        delivery = Delivery(method.delivery_tag, self._generation, body, method.redelivered)
+        renewal = bool((properties.headers or {}).get(RENEWAL_HEADER))
+        delivery = Delivery(method.delivery_tag, self._generation, body, method.redelivered, renewal)
         self._on_delivery(delivery)
+
+    def _renew(self, delivery: Delivery) -> None:
+        if delivery.generation != self._generation or self._channel is None or not self._channel.is_open:
+            return  # that delivery went back to the queue with its channel
+        self._channel.basic_publish("", self.queue, delivery.body, RENEWAL)
+        self._renewing[self._publish_tag] = delivery
+        self._publish_tag += 1
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        tags = [t for t in self._renewing if t <= method.delivery_tag] if method.multiple else [method.delivery_tag]
+        for tag in tags:
+            delivery = self._renewing.pop(tag, None)
+            if delivery is None:
+                continue
+            if isinstance(method, pika.spec.Basic.Ack):
+                self._settle(delivery, lambda ch, d=delivery: ch.basic_ack(d.tag))
+            else:
+                log.warning("the broker refused the renewal copy of delivery %s; keeping the original", delivery.tag)

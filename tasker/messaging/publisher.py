@@ -30,6 +30,8 @@ class Publisher:
         self.settings = settings
         self.confirm_timeout = confirm_timeout
         self._parameters = connection_parameters(settings, attempts=1)
+        self._broker = 0  # which of the configured brokers to try next
+        self._tried = 0  # brokers tried while opening this time
         self._opening: asyncio.Future | None = None
         self._connection: AsyncioConnection | None = None
         self._channel = None
@@ -93,13 +95,15 @@ class Publisher:
             return self._channel
         if self._opening is None or self._opening.done():
             self._opening = asyncio.get_running_loop().create_future()
+            self._tried = 0
             self._connect()
         return await asyncio.shield(self._opening)
 
     def _connect(self) -> None:
-        log.info("connecting to RabbitMQ at %s:%s", self.settings.host, self.settings.port)
+        parameters = self._parameters[self._broker % len(self._parameters)]
+        log.info("connecting to RabbitMQ at %s:%s", parameters.host, parameters.port)
         self._connection = AsyncioConnection(
-            self._parameters,
+            parameters,
             on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_connection_open_error,
             on_close_callback=self._on_connection_closed,
@@ -115,6 +119,12 @@ class Publisher:
 
     def _on_connection_open_error(self, connection, error) -> None:
         if connection is not self._connection:
+            return
+        self._broker += 1  # fail over to the next configured broker
+        self._tried += 1
+        if self._tried < len(self._parameters):
+            log.warning("cannot connect to RabbitMQ (%s); trying the next broker", error or "refused")
+            self._connect()
             return
         self._resolve_opening(exc=BrokerUnavailable("cannot connect to RabbitMQ: %s" % (error or "refused")))
         self._connection = None
@@ -198,7 +208,7 @@ class Publisher:
     async def _declare_queue(self, channel, exchange: str, queue: str) -> None:
         if queue in self._declared:
             return
-        arguments = queue_arguments(self.settings.exchange)
+        arguments = queue_arguments(self.settings.exchange, self.settings.queue_type)
         await self._rpc(lambda cb: channel.queue_declare(queue, durable=True, arguments=arguments, callback=cb))
         await self._rpc(lambda cb: channel.queue_bind(queue, exchange, callback=cb))
         self._declared.add(queue)

@@ -23,6 +23,13 @@ def dead_letter_name(prefix: str) -> str:
     return "%s.dead-letter" % prefix
 
 
-def queue_arguments(prefix: str) -> dict[str, str]:
-    """Arguments every endpoint queue is declared with; publisher and consumer must agree."""
-    return {"x-dead-letter-exchange": dead_letter_name(prefix)}
+def queue_arguments(prefix: str, queue_type: str = "classic") -> dict[str, str]:
+    """Arguments every endpoint queue is declared with; publisher and consumer must agree.
+
+    Classic queues carry no `x-queue-type`, so queues declared before the setting existed
+    still match.
+    """
+    arguments = {"x-dead-letter-exchange": dead_letter_name(prefix)}
+    if queue_type != "classic":
+        arguments["x-queue-type"] = queue_type
+    return arguments

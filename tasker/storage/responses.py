@@ -49,38 +49,49 @@ class ResponseStore:
             log.debug("endpoint %s registered for %s concurrently", endpoint, task_type)
 
     def record_receipt(self, task_id: int, endpoint: str) -> tuple[Receipt, int]:
-        """Create (or count another attempt on) this endpoint's response; say what to do next.
+        """Record receipt of one task; see `record_receipts`."""
+        return self.record_receipts([task_id], endpoint)[0]
 
-        The task row is locked first, so the decision and the deadline check of the API
-        (`TaskStore.expire_overdue`) see each other: a receipt either lands before the
-        deadline was checked, or the task is stale.
+    def record_receipts(self, task_ids: list[int], endpoint: str) -> list[tuple[Receipt, int]]:
+        """Create (or count another attempt on) this endpoint's response to each task, in one
+        transaction; say for each what to do next, with its attempt count.
+
+        The task rows are locked first (in id order), so each decision and the deadline check
+        of the API (`TaskStore.expire_overdue`) see each other: a receipt either lands before
+        the deadline was checked, or the task is stale.
         """
         now = utcnow()
         with self.database.transaction() as session:
-            task = session.get(Task, task_id, with_for_update=self.database.locks_rows)
-            if task is None:
-                return Receipt.UNKNOWN, 0
-            response = self._response(session, task_id, endpoint)
-            if response is None:
-                if task.receipt_checked or now > task.deadline:
-                    return Receipt.STALE, 0
-                session.add(
-                    TaskResponse(
-                        task_id=task_id,
-                        endpoint=endpoint,
-                        status=ResponseStatus.CREATED.value,
-                        errnr=0,
-                        attempts=1,
-                        start_time=now,
-                        last_modified_time=now,
+            query = select(Task).where(Task.id.in_(set(task_ids))).order_by(Task.id)
+            if self.database.locks_rows:
+                query = query.with_for_update()
+            tasks = {task.id: task for task in session.scalars(query)}
+            responses = {
+                response.task_id: response
+                for response in session.scalars(
+                    select(TaskResponse).where(
+                        TaskResponse.task_id.in_(set(task_ids)), TaskResponse.endpoint == endpoint
                     )
                 )
-                return Receipt.RUN, 1
-            if response.status == ResponseStatus.FINISHED.value:
-                return Receipt.FINISHED, response.attempts
-            response.attempts += 1
-            response.last_modified_time = now
-            return Receipt.RUN, response.attempts
+            }
+            decisions = []
+            for task_id in task_ids:
+                task, response = tasks.get(task_id), responses.get(task_id)
+                if task is None:
+                    decisions.append((Receipt.UNKNOWN, 0))
+                elif response is None and (task.receipt_checked or now > task.deadline):
+                    decisions.append((Receipt.STALE, 0))
+                elif response is None:
+                    responses[task_id] = response = _new_response(task_id, endpoint, now)
+                    session.add(response)
+                    decisions.append((Receipt.RUN, 1))
+                elif response.status == ResponseStatus.FINISHED.value:
+                    decisions.append((Receipt.FINISHED, response.attempts))
+                else:
+                    response.attempts += 1
+                    response.last_modified_time = now
+                    decisions.append((Receipt.RUN, response.attempts))
+            return decisions
 
     def record_result(self, task_id: int, endpoint: str, errnr: int, errmsg: str | None, payload: Any) -> str:
         """Finish this endpoint's response; mark the task DONE when every endpoint has finished.
@@ -120,3 +131,15 @@ class ResponseStore:
 
 
 _OPEN = (TaskStatus.CREATED.value, TaskStatus.SENT.value)
+
+
+def _new_response(task_id: int, endpoint: str, now) -> TaskResponse:
+    return TaskResponse(
+        task_id=task_id,
+        endpoint=endpoint,
+        status=ResponseStatus.CREATED.value,
+        errnr=0,
+        attempts=1,
+        start_time=now,
+        last_modified_time=now,
+    )

@@ -15,113 +15,12 @@ from typing import Any
 
 import yaml
 
+from tasker.config.schema import PROJECT_ROOT, Config, MessageQueueConfig
 from tasker.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,50}$")
 TASK_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 _ENV_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-@dataclasses.dataclass(frozen=True)
-class DbConfig:
-    """Where task and task-response rows live."""
-
-    uri: str
-    verbose: bool = False
-    pool_size: int = 5
-
-
-@dataclasses.dataclass(frozen=True)
-class MessageQueueConfig:
-    """How API and managers reach RabbitMQ, and how exchanges and queues are named."""
-
-    host: str = "127.0.0.1"
-    port: int = 5672
-    username: str = "guest"
-    password: str = "guest"
-    virtual_host: str = "/"
-    exchange: str = "tasker"
-    heartbeat: int = 60
-    prefetch: int = 20
-    connection_attempts: int = 3
-    retry_delay: float = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ApiConfig:
-    """The REST API process."""
-
-    port: int = 8888
-    address: str = "127.0.0.1"
-    wait_for_endpoints_timeout: int = 30
-    max_body_size: int = 1024 * 1024
-    max_endpoints: int = 1000
-    max_payload_depth: int = 64
-    deadline_check_interval: float = 1.0
-    outbox_interval: float = 2.0
-    executor_threads: int = 8
-
-
-@dataclasses.dataclass(frozen=True)
-class ManagerConfig:
-    """The manager processes on the endpoints."""
-
-    db: DbConfig
-    message_queue: MessageQueueConfig = MessageQueueConfig()
-    handler_package: str = "tasker.manager.handler"
-    handler_modules: dict[str, str] = dataclasses.field(default_factory=dict)
-    handler_settings: dict[str, dict] = dataclasses.field(default_factory=dict)
-    db_retry_delay: float = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class RabbitmqConfig:
-    """What `initialize -r` needs to create the vhost, user and permissions."""
-
-    rabbitmqctl: str = "rabbitmqctl"
-    management_url: str = ""
-    username: str = "guest"
-    password: str = "guest"
-
-
-@dataclasses.dataclass(frozen=True)
-class SupervisorConfig:
-    """The supervisord of this run mode."""
-
-    stopwaitsecs: int = 120
-    log_dir: str = "var/log"
-    run_dir: str = "var/run"
-    username: str = "tasker"
-    password: str = ""
-    http_port: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """The whole configuration of one run mode."""
-
-    mode: str
-    task_types: tuple[str, ...]
-    manager: ManagerConfig
-    api: ApiConfig = ApiConfig()
-    endpoints: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    rabbitmq: RabbitmqConfig = RabbitmqConfig()
-    supervisor: SupervisorConfig = SupervisorConfig()
-
-    def handler_module(self, task_type: str) -> str:
-        """Return the dotted module name of the handler module for a configured task type."""
-        if task_type not in self.task_types:
-            raise ConfigError(
-                "task type %r is not configured (task_types: %s)" % (task_type, ", ".join(self.task_types))
-            )
-        default = "%s.%s" % (self.manager.handler_package, task_type)
-        return self.manager.handler_modules.get(task_type, default)
-
-    def path(self, relative: str) -> Path:
-        """Resolve a path of the config against the project root."""
-        path = Path(relative)
-        return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def config_dir() -> Path:
@@ -209,6 +108,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if origin in (tuple, list):
+        if isinstance(value, str):  # "a, b" (often from one environment variable) is a list
+            value = [item.strip() for item in value.split(",") if item.strip()]
         if not isinstance(value, list):
             raise ConfigError("%s must be a list, not %s" % (key, _kind(value)))
         item = typing.get_args(hint)[0]
@@ -264,5 +165,21 @@ def _check(config: Config) -> None:
                 raise ConfigError("endpoints.%s: %r is not a valid endpoint name" % (task_type, name))
     if config.api.wait_for_endpoints_timeout <= 0:
         raise ConfigError("api.wait_for_endpoints_timeout must be above 0")
-    if config.manager.message_queue.prefetch < 1:
+    _check_message_queue(config.manager.message_queue)
+    if config.api.tls.enabled and not (config.api.tls.cert_file and config.api.tls.key_file):
+        raise ConfigError("api.tls needs cert_file and key_file when enabled")
+    if any(not token for token in config.api.tokens):
+        raise ConfigError("api.tokens: a token must not be empty")
+
+
+def _check_message_queue(settings: MessageQueueConfig) -> None:
+    if settings.prefetch < 1:
         raise ConfigError("manager.message_queue.prefetch must be at least 1")
+    if settings.queue_type not in ("classic", "quorum"):
+        raise ConfigError("manager.message_queue.queue_type must be classic or quorum, not %r" % settings.queue_type)
+    if settings.consumer_timeout < 2:
+        raise ConfigError("manager.message_queue.consumer_timeout must be at least 2 seconds")
+    for entry in settings.hosts:
+        host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+        if not host or (port and not port.isdigit()):
+            raise ConfigError("manager.message_queue.hosts: %r is not host or host:port" % entry)

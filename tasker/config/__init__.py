@@ -1,0 +1,30 @@
+"""Configuration: the shape of `config/<mode>.config.yaml` and how it is loaded and checked."""
+
+from tasker.config.loader import NAME_PATTERN, TASK_TYPE_PATTERN, config_dir, load_config
+from tasker.config.schema import (
+    PROJECT_ROOT,
+    ApiConfig,
+    Config,
+    DbConfig,
+    ManagerConfig,
+    MessageQueueConfig,
+    RabbitmqConfig,
+    SupervisorConfig,
+    TlsConfig,
+)
+
+__all__ = [
+    "NAME_PATTERN",
+    "PROJECT_ROOT",
+    "TASK_TYPE_PATTERN",
+    "ApiConfig",
+    "Config",
+    "DbConfig",
+    "ManagerConfig",
+    "MessageQueueConfig",
+    "RabbitmqConfig",
+    "SupervisorConfig",
+    "TlsConfig",
+    "config_dir",
+    "load_config",
+]

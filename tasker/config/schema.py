@@ -1,0 +1,144 @@
+"""The configuration's shape: one frozen dataclass per section, with defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tasker.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class DbConfig:
+    """Where task and task-response rows live."""
+
+    uri: str
+    verbose: bool = False
+    pool_size: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsConfig:
+    """TLS files: a certificate and key to present, a CA bundle to verify the peer with."""
+
+    enabled: bool = False
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    verify: bool = True
+    server_hostname: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageQueueConfig:
+    """How API and managers reach RabbitMQ, and how exchanges and queues are named."""
+
+    host: str = "127.0.0.1"
+    port: int = 5672
+    # Brokers to fail over between, as "host" or "host:port"; when set, host and port are unused.
+    hosts: list[str] = dataclasses.field(default_factory=list)
+    username: str = "guest"
+    password: str = "guest"
+    virtual_host: str = "/"
+    exchange: str = "tasker"
+    queue_type: str = "classic"
+    heartbeat: int = 60
+    prefetch: int = 20
+    # The broker's consumer_timeout in seconds: a manager renews a running task's delivery
+    # well before it, so a task running for hours is neither cancelled nor redelivered.
+    consumer_timeout: float = 1800.0
+    connection_attempts: int = 3
+    retry_delay: float = 2.0
+    tls: TlsConfig = TlsConfig()
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """The brokers to try, in order."""
+        if not self.hosts:
+            return [(self.host, self.port)]
+        default_port = 5671 if self.tls.enabled else 5672
+        found = []
+        for entry in self.hosts:
+            host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+            found.append((host, int(port) if port else default_port))
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    """The REST API process."""
+
+    port: int = 8888
+    address: str = "127.0.0.1"
+    # Bearer tokens any of which a request must carry; none configured: no authentication.
+    tokens: list[str] = dataclasses.field(default_factory=list)
+    tls: TlsConfig = TlsConfig()
+    wait_for_endpoints_timeout: int = 30
+    max_body_size: int = 1024 * 1024
+    max_endpoints: int = 1000
+    max_payload_depth: int = 64
+    deadline_check_interval: float = 1.0
+    outbox_interval: float = 2.0
+    executor_threads: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ManagerConfig:
+    """The manager processes on the endpoints."""
+
+    db: DbConfig
+    message_queue: MessageQueueConfig = MessageQueueConfig()
+    handler_package: str = "tasker.manager.handler"
+    handler_modules: dict[str, str] = dataclasses.field(default_factory=dict)
+    handler_settings: dict[str, dict] = dataclasses.field(default_factory=dict)
+    db_retry_delay: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RabbitmqConfig:
+    """What `initialize -r` needs to create the vhost, user and permissions."""
+
+    rabbitmqctl: str = "rabbitmqctl"
+    management_url: str = ""
+    username: str = "guest"
+    password: str = "guest"
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisorConfig:
+    """The supervisord of this run mode."""
+
+    stopwaitsecs: int = 120
+    log_dir: str = "var/log"
+    run_dir: str = "var/run"
+    username: str = "tasker"
+    password: str = ""
+    http_port: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole configuration of one run mode."""
+
+    mode: str
+    task_types: tuple[str, ...]
+    manager: ManagerConfig
+    api: ApiConfig = ApiConfig()
+    endpoints: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    rabbitmq: RabbitmqConfig = RabbitmqConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+
+    def handler_module(self, task_type: str) -> str:
+        """Return the dotted module name of the handler module for a configured task type."""
+        if task_type not in self.task_types:
+            raise ConfigError(
+                "task type %r is not configured (task_types: %s)" % (task_type, ", ".join(self.task_types))
+            )
+        default = "%s.%s" % (self.manager.handler_package, task_type)
+        return self.manager.handler_modules.get(task_type, default)
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path of the config against the project root."""
+        path = Path(relative)
+        return path if path.is_absolute() else PROJECT_ROOT / path
