@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -50,21 +51,29 @@ class Answer:
 
 
 class Api:
-    """A client of one running API process."""
+    """A client of one running API process (over TLS when given a CA file; with a bearer token)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, ca_file: str | None = None, token: str | None = None) -> None:
         self.port = port
+        self.ca_file = ca_file
+        self.token = token
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict | None = None, raw: bytes | None = None
     ) -> Answer:
         """Send one request; `body` is sent as JSON unless `raw` bytes are given."""
         headers = dict(headers or {})
+        if self.token:
+            headers.setdefault("Authorization", "Bearer " + self.token)
         data = raw
         if body is not None:
             data = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/json")
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        if self.ca_file:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            connection = http.client.HTTPSConnection("localhost", self.port, timeout=30, context=context)
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             connection.request(method, path, body=data, headers=headers)
             response = connection.getresponse()
@@ -143,10 +152,10 @@ class Cluster:
         self.processes.append(process)
         return process
 
-    def api(self, port: int, env: dict[str, str] | None = None) -> tuple[Process, Api]:
-        """Start bin/api on `port` and wait until it answers."""
+    def api(self, port: int, env: dict[str, str] | None = None, **client: Any) -> tuple[Process, Api]:
+        """Start bin/api on `port` and wait until it answers; `client` options go to `Api`."""
         process = self._start("api-%d" % port, [str(BIN / "api"), "--mode", "test", "--port", str(port)], env)
-        api = Api(port)
+        api = Api(port, **client)
         wait_for(lambda: api.healthy() or process.popen.poll() is not None, 30, 0.1, "the API on port %d" % port)
         assert process.popen.poll() is None, process.log()
         return process, api
@@ -158,7 +167,13 @@ class Cluster:
         args = [str(BIN / "manager"), "--mode", "test", "--endpoint", endpoint, "--tasktype", task_type]
         process = self._start("manager-%s-%s-%s" % (task_type, endpoint, len(self.processes)), args, env)
         if wait:
-            process.wait_log("consuming tasker.%s.%s" % (task_type, endpoint))
+            suffix = ".%s.%s" % (task_type, endpoint)  # whatever the exchange prefix
+            wait_for(
+                lambda: any("consuming " in line and line.endswith(suffix) for line in process.log().splitlines()),
+                30,
+                0.1,
+                "%s to consume its queue" % endpoint,
+            )
         return process
 
     def stop_all(self) -> None:
@@ -180,8 +195,9 @@ class TcpProxy:
     socket and every connection through it; `start()` listens again on the same port.
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, tls: ssl.SSLContext | None = None) -> None:
         self.target_port = target_port
+        self.tls = tls
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = probe.getsockname()[1]
@@ -217,8 +233,12 @@ class TcpProxy:
             except OSError:
                 return
             try:
+                if self.tls is not None:  # this side speaks TLS, as a broker with TLS does
+                    client.settimeout(10)
+                    client = self.tls.wrap_socket(client, server_side=True)
+                    client.settimeout(None)
                 upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
+            except (OSError, ssl.SSLError):
                 client.close()
                 continue
             with self._lock:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import tornado.web
 
 from tasker.api.dispatch import Dispatcher
-from tasker.api.handlers import HealthHandler, NotFoundHandler, TaskCollectionHandler, TaskItemHandler
+from tasker.api.handlers import HealthHandler, NotFoundHandler, OpenApiHandler, TaskCollectionHandler, TaskItemHandler
+from tasker.api.openapi import openapi_document
 from tasker.config import Config
 
 
 def make_app(config: Config, dispatcher: Dispatcher) -> tornado.web.Application:
     """The API of `config`, reaching storage and broker through `dispatcher`."""
     routes: list = [(r"/health", HealthHandler, {"dispatcher": dispatcher})]
+    routes.append((r"/openapi\.json", OpenApiHandler, {"document": openapi_document(config)}))
     for task_type in config.task_types:
         options = {"dispatcher": dispatcher, "task_type": task_type}
         routes.append((r"/%s" % task_type, TaskCollectionHandler, options))

@@ -55,8 +55,11 @@ class JsonHandler(tornado.web.RequestHandler):
         """Finish with 401 unless the request may go on; True if it may."""
         if not self.requires_token or self.has_valid_token():
             return True
-        self.fail(401, "a valid bearer token is required (Authorization: Bearer <token>)")
-        self.set_header("WWW-Authenticate", 'Bearer realm="tasker"')
+        self.fail(
+            401,
+            "a valid bearer token is required (Authorization: Bearer <token>)",
+            {"WWW-Authenticate": 'Bearer realm="tasker"'},
+        )
         return False
 
     def set_default_headers(self) -> None:
@@ -67,10 +70,12 @@ class JsonHandler(tornado.web.RequestHandler):
         self.set_status(status)
         self.finish(json.dumps(body))
 
-    def fail(self, status: int, message: str) -> None:
+    def fail(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         """Finish with an error body: `{"error": {"status": ..., "message": ...}}`."""
         self.clear()
         self.set_status(status)
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
         self.finish(json.dumps({"error": {"status": status, "message": message}}))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -197,3 +202,15 @@ class NotFoundHandler(JsonHandler):
         self.fail(
             404, "no such path: %s (task types: %s)" % (self.request.path, ", ".join(self.settings["task_types"]))
         )
+
+
+class OpenApiHandler(JsonHandler):
+    """`GET /openapi.json`: the OpenAPI description of this API, open without a token."""
+
+    requires_token = False
+
+    def initialize(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def get(self) -> None:
+        self.answer(200, self.document)

@@ -1,64 +1,93 @@
-"""The running task's delivery, renewed before the broker's consumer timeout can cancel it.
+"""The deliveries a manager holds, renewed before the broker's consumer timeout can cancel them.
 
-RabbitMQ closes a channel whose delivery stays unacknowledged longer than its
-`consumer_timeout` (30 minutes by default) and redelivers the message. A handler may run
-for hours, and its message is acknowledged only once the result is stored, so the lease
-hands a copy of the message back to the queue (`Consumer.renew`) before the timeout; the
-copy comes back to this manager and replaces the original, which is then acknowledged.
+RabbitMQ closes a channel that holds a delivery unacknowledged longer than its
+`consumer_timeout` (30 minutes by default) and redelivers everything on it. A handler may run
+for hours while other tasks wait behind it, and a message is acknowledged only once its
+result is stored, so every held delivery is renewed in time: a copy of the message goes back
+to the queue (`Consumer.renew`), and the original is acknowledged once the broker has the copy.
+A copy of the running task comes back to this manager and takes the original's place; a copy
+of a waiting task simply arrives again, and its receipt does not count as another attempt.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 
 from tasker.messaging.consumer import Consumer, Delivery
+from tasker.messaging.message import TaskMessage
 
 log = logging.getLogger(__name__)
 
 
-class Lease:
-    """What the handler thread holds: the task running now and the delivery to acknowledge."""
+@dataclasses.dataclass(eq=False)
+class Ticket:
+    """A task this manager holds, from arrival until it is settled. `delivery` is None once it
+    was renewed: its copy is on its way back and nothing is left to acknowledge."""
+
+    delivery: Delivery | None
+    message: TaskMessage
+    since: float = dataclasses.field(default_factory=time.monotonic)
+
+
+class Leases:
+    """Every ticket held unacknowledged, and which of them the handler thread is running."""
 
     def __init__(self, consumer: Consumer, renew_after: float) -> None:
         self.consumer = consumer
         self.renew_after = renew_after
         self._lock = threading.Lock()
-        self._task_id: int | None = None
-        self._delivery: Delivery | None = None
-        self._since = 0.0
+        self._held: set[Ticket] = set()
+        self._running: Ticket | None = None
 
-    def start(self, task_id: int, delivery: Delivery) -> None:
-        """The handler thread starts running `task_id`, delivered as `delivery`."""
+    def hold(self, delivery: Delivery, message: TaskMessage) -> Ticket:
+        """A task delivery arrived and is kept for receipt and work."""
+        ticket = Ticket(delivery, message)
         with self._lock:
-            self._task_id, self._delivery, self._since = task_id, delivery, time.monotonic()
+            self._held.add(ticket)
+        return ticket
 
-    def finish(self) -> Delivery | None:
-        """The task is recorded: return the delivery to acknowledge (None if a copy is in flight)."""
+    def start(self, ticket: Ticket) -> None:
+        """The handler thread starts running this ticket's task."""
         with self._lock:
-            delivery, self._task_id, self._delivery = self._delivery, None, None
+            self._running = ticket
+
+    def settle(self, ticket: Ticket) -> Delivery | None:
+        """Let go of a ticket; return the delivery to acknowledge or reject (None if renewed)."""
+        with self._lock:
+            self._held.discard(ticket)
+            if self._running is ticket:
+                self._running = None
+            delivery, ticket.delivery = ticket.delivery, None
             return delivery
 
     def adopt(self, task_id: int, delivery: Delivery) -> bool:
-        """A renewal copy arrived: take it over if it is the running task's; else it is a task."""
+        """A renewal copy arrived: it replaces the running task's delivery if it is that task's."""
         with self._lock:
-            if task_id != self._task_id or self._delivery is not None:
+            running = self._running
+            if running is None or running.message.id != task_id or running.delivery is not None:
                 return False
-            self._delivery, self._since = delivery, time.monotonic()
+            running.delivery, running.since = delivery, time.monotonic()
             return True
 
     def renew_due(self) -> None:
-        """Renew the running task's delivery if it has been held for `renew_after` seconds."""
+        """Renew every held delivery older than `renew_after` seconds."""
+        now = time.monotonic()
         with self._lock:
-            held = self._delivery
-            if held is None or time.monotonic() - self._since < self.renew_after:
-                return
-            self._delivery = None  # acknowledged once the copy is confirmed
-        log.info("renewing the delivery of running task %s before the consumer timeout", self._task_id)
-        self.consumer.renew(held)
+            due = [t for t in self._held if t.delivery is not None and now - t.since >= self.renew_after]
+            renewals = []
+            for ticket in due:
+                renewals.append((ticket.message.identifier, ticket.delivery))
+                ticket.delivery = None
+                if ticket is not self._running:
+                    self._held.discard(ticket)  # its copy comes back as a new arrival
+        for identifier, delivery in renewals:
+            log.info("renewing the delivery of task %s before the consumer timeout", identifier)
+            self.consumer.renew(delivery)
 
-    def keep(self, stopped: threading.Event) -> None:
-        """Check every second until `stopped` is set (the lease thread's loop)."""
-        while not stopped.wait(1.0):
+    def keep(self, stopping: threading.Event) -> None:
+        """Renew what is due every second, until `stopping` is set (the lease thread's loop)."""
+        while not stopping.wait(1.0):
             self.renew_due()

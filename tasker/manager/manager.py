@@ -8,7 +8,7 @@ Four threads, each with one job:
   arrive at once);
 - the handler thread runs one handler module call at a time, records the result, and only
   then hands the acknowledgement back to the connection thread;
-- the lease thread renews the running task's delivery before the broker's consumer timeout.
+- the lease thread renews held deliveries before the broker's consumer timeout.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Callable, TypeVar
 
 from tasker.errors import InvalidTask, StorageError, StorageUnavailable
 from tasker.manager.handler_module import HandlerModule
-from tasker.manager.lease import Lease
+from tasker.manager.lease import Leases, Ticket
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
 from tasker.status import ErrNr
@@ -55,12 +55,12 @@ class Manager:
         self.handler = handler
         self.retry_delay = retry_delay
         self.consumer = consumer_factory(self._on_delivery)
-        self.lease = Lease(self.consumer, renew_after=consumer_timeout * 0.4)
+        self.leases = Leases(self.consumer, renew_after=consumer_timeout * 0.4)
         self._received: queue.Queue = queue.Queue()
         self._work: queue.Queue = queue.Queue()
         self._stopping = threading.Event()
         # Tasks this process finished lately: a redelivery of one is acknowledged, not rerun.
-        self._finished = collections.OrderedDict()
+        self._finished: collections.OrderedDict[int, bool] = collections.OrderedDict()
 
     def run(self) -> int:
         """Register, consume until `shutdown()`, and return the exit status (0)."""
@@ -68,17 +68,16 @@ class Manager:
         if registered is _GAVE_UP:
             return 0
         log.info("manager of %s for endpoint %s started", self.task_type, self.endpoint)
-        stopped = threading.Event()
         threads = [
             threading.Thread(target=self._receive_loop, name="receipt", daemon=True),
             threading.Thread(target=self._work_loop, name="handler", daemon=True),
-            threading.Thread(target=self.lease.keep, args=(stopped,), name="lease", daemon=True),
+            threading.Thread(target=self.leases.keep, args=(self._stopping,), name="lease", daemon=True),
         ]
         for thread in threads:
             thread.start()
         self.consumer.run()
+        self._stopping.set()
         self._received.put(_STOP)
-        stopped.set()
         for thread in threads:
             thread.join()
         log.info("manager of %s for endpoint %s stopped", self.task_type, self.endpoint)
@@ -112,14 +111,13 @@ class Manager:
                 self.task_type,
             )
             self.consumer.reject(delivery)
+        elif delivery.renewal and self.leases.adopt(message.id, delivery):
             return
-        if delivery.renewal and self.lease.adopt(message.id, delivery):
-            return
-        if self.endpoint not in message.endpoints:
+        elif self.endpoint not in message.endpoints:
             log.debug("task %s is not for endpoint %s; ignoring it", message.identifier, self.endpoint)
             self.consumer.ack(delivery)
-            return
-        self._received.put((delivery, message))
+        else:
+            self._received.put(self.leases.hold(delivery, message))
 
     # Receipt thread --------------------------------------------------------------------------
 
@@ -131,44 +129,41 @@ class Manager:
                     batch.append(self._received.get_nowait())
                 except queue.Empty:
                     break
-            deliveries = [item for item in batch if item is not _STOP]
-            if deliveries and not self._stopping.is_set():  # when stopping, left for redelivery
+            # Renewed tickets come back as copies; when stopping, all is left for redelivery.
+            tickets = [item for item in batch if item is not _STOP and item.delivery is not None]
+            if tickets and not self._stopping.is_set():
                 try:
-                    self._receive(deliveries)
+                    self._receive(tickets)
                 except Exception:  # left unacknowledged; the loop must go on
-                    log.exception("cannot record receipt of %d tasks on %s", len(deliveries), self.endpoint)
-            if len(deliveries) < len(batch):
+                    log.exception("cannot record receipt of %d tasks on %s", len(tickets), self.endpoint)
+            if _STOP in batch:
                 self._work.put(_STOP)
                 return
 
-    def _receive(self, deliveries: list[tuple[Delivery, TaskMessage]]) -> None:
-        task_ids = [message.id for _, message in deliveries]
-        decided = self._retry(lambda: self.responses.record_receipts(task_ids, self.endpoint), "record receipt")
+    def _receive(self, tickets: list[Ticket]) -> None:
+        task_ids = [ticket.message.id for ticket in tickets]
+        again = [not ticket.delivery.renewal for ticket in tickets]
+        decided = self._retry(lambda: self.responses.record_receipts(task_ids, self.endpoint, again), "record receipt")
         if decided is _GAVE_UP:
             return
-        for (delivery, message), (receipt, attempts) in zip(deliveries, decided, strict=True):
-            self._decide(delivery, message, receipt, attempts)
+        for ticket, (receipt, attempts) in zip(tickets, decided, strict=True):
+            self._decide(ticket, receipt, attempts)
 
-    def _decide(self, delivery: Delivery, message: TaskMessage, receipt: Receipt, attempts: int) -> None:
+    def _decide(self, ticket: Ticket, receipt: Receipt, attempts: int) -> None:
+        identifier = ticket.message.identifier
         if receipt is Receipt.RUN:
-            log.info("task %s received on %s (attempt %d)", message.identifier, self.endpoint, attempts)
-            self._work.put((delivery, message, attempts))
-        elif receipt is Receipt.UNKNOWN:
-            log.error(
-                "dead-lettering task %s on %s: no task %d in the database",
-                message.identifier,
-                self.endpoint,
-                message.id,
-            )
-            self.consumer.reject(delivery)
+            log.info("task %s received on %s (attempt %d)", identifier, self.endpoint, attempts)
+            self._work.put((ticket, attempts))
+            return
+        if receipt is Receipt.UNKNOWN:
+            log.error("dead-lettering task %s on %s: no such task in the database", identifier, self.endpoint)
+        elif receipt is Receipt.STALE:
+            log.warning("task %s reached %s after its delivery deadline; not starting it", identifier, self.endpoint)
         else:
-            if receipt is Receipt.STALE:
-                log.warning(
-                    "task %s reached %s after its delivery deadline; not starting it", message.identifier, self.endpoint
-                )
-            else:
-                log.info("task %s was finished on %s already; acknowledging it", message.identifier, self.endpoint)
-            self.consumer.ack(delivery)
+            log.info("task %s was finished on %s already; acknowledging it", identifier, self.endpoint)
+        delivery = self.leases.settle(ticket)
+        if delivery is not None:
+            (self.consumer.reject if receipt is Receipt.UNKNOWN else self.consumer.ack)(delivery)
 
     # Handler thread --------------------------------------------------------------------------
 
@@ -178,22 +173,23 @@ class Manager:
                 item = self._work.get()
                 if item is _STOP:
                     return
-                delivery, message, attempts = item
-                if self._stopping.is_set() or not self.consumer.is_current(delivery):
-                    continue  # not started: the broker redelivers it
-                if message.id in self._finished:
-                    self.consumer.ack(delivery)
+                ticket, attempts = item
+                if self._stopping.is_set() or ticket.delivery is None or not self.consumer.is_current(ticket.delivery):
+                    continue  # not started: the broker redelivers it (or its renewal copy comes back)
+                if ticket.message.id in self._finished:
+                    self._acknowledge(ticket)
                     continue
                 try:
-                    self._perform(delivery, message, attempts)
+                    self._perform(ticket, attempts)
                 except Exception:  # left unacknowledged; the loop must go on
-                    log.exception("task %s on %s: cannot record its result", message.identifier, self.endpoint)
+                    log.exception("task %s on %s: cannot record its result", ticket.message.identifier, self.endpoint)
         finally:
             self.consumer.stop()
 
-    def _perform(self, delivery: Delivery, message: TaskMessage, attempts: int) -> None:
+    def _perform(self, ticket: Ticket, attempts: int) -> None:
+        message = ticket.message
         log.info("task %s starting on %s", message.identifier, self.endpoint)
-        self.lease.start(message.id, delivery)
+        self.leases.start(ticket)
         response = self.handler.run(message, self.endpoint, attempts)
         try:
             status = self._record(message, response.errnr, response.errmsg, response.payload)
@@ -201,18 +197,17 @@ class Manager:
             log.error("task %s on %s: the database refused its result: %s", message.identifier, self.endpoint, exc)
             status = self._record(message, ErrNr.GENERAL_ERROR, "cannot store the handler's result: %s" % exc, None)
         log.info(
-            "task %s finished on %s: errnr %s, task now %s",
-            message.identifier,
-            self.endpoint,
-            response.errnr,
-            status,
+            "task %s finished on %s: errnr %s, task now %s", message.identifier, self.endpoint, response.errnr, status
         )
         self._finished[message.id] = True
         while len(self._finished) > REMEMBERED_TASKS:
             self._finished.popitem(last=False)
-        held = self.lease.finish()
-        if held is not None:  # None: a renewal copy is on its way, and is acknowledged on arrival
-            self.consumer.ack(held)
+        self._acknowledge(ticket)
+
+    def _acknowledge(self, ticket: Ticket) -> None:
+        delivery = self.leases.settle(ticket)
+        if delivery is not None:  # None: a renewal copy is on its way, and is acknowledged on arrival
+            self.consumer.ack(delivery)
 
     def _record(self, message: TaskMessage, errnr: int, errmsg: str | None, payload: object) -> str:
         """Record the result, waiting out database outages: it must be stored before the ack."""

@@ -161,7 +161,7 @@ class Consumer:
         if not self._running:  # stop() came while connecting
             connection.close()
             return
-        log.info("connected to RabbitMQ at %s:%s", self.settings.host, self.settings.port)
+        log.info("connected to RabbitMQ at %s:%s", connection.params.host, connection.params.port)
         connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_open_error(self, connection, error) -> None:

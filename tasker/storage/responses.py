@@ -52,9 +52,12 @@ class ResponseStore:
         """Record receipt of one task; see `record_receipts`."""
         return self.record_receipts([task_id], endpoint)[0]
 
-    def record_receipts(self, task_ids: list[int], endpoint: str) -> list[tuple[Receipt, int]]:
+    def record_receipts(
+        self, task_ids: list[int], endpoint: str, again: list[bool] | None = None
+    ) -> list[tuple[Receipt, int]]:
         """Create (or count another attempt on) this endpoint's response to each task, in one
-        transaction; say for each what to do next, with its attempt count.
+        transaction; say for each what to do next, with its attempt count. `again[i]` False:
+        the message came back without having run (a renewal copy), so no attempt is counted.
 
         The task rows are locked first (in id order), so each decision and the deadline check
         of the API (`TaskStore.expire_overdue`) see each other: a receipt either lands before
@@ -75,7 +78,7 @@ class ResponseStore:
                 )
             }
             decisions = []
-            for task_id in task_ids:
+            for task_id, counts in zip(task_ids, again or [True] * len(task_ids), strict=True):
                 task, response = tasks.get(task_id), responses.get(task_id)
                 if task is None:
                     decisions.append((Receipt.UNKNOWN, 0))
@@ -88,8 +91,9 @@ class ResponseStore:
                 elif response.status == ResponseStatus.FINISHED.value:
                     decisions.append((Receipt.FINISHED, response.attempts))
                 else:
-                    response.attempts += 1
-                    response.last_modified_time = now
+                    if counts:
+                        response.attempts += 1
+                        response.last_modified_time = now
                     decisions.append((Receipt.RUN, response.attempts))
             return decisions
 

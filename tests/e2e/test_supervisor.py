@@ -79,3 +79,56 @@ def test_supervisor_runs_api_and_managers_and_restarts_a_crashed_manager(supervi
     assert statuses(ctl)["manager-worker-console2"][0] == "STOPPED"
     assert (var / "log" / "manager-worker-console1.log").read_text().count("consuming tasker.worker.console1") >= 2
     assert (var / "log" / "api.log").exists() and (var / "log" / "supervisord.log").exists()
+
+
+@pytest.fixture
+def slow_supervisor(test_config, tmp_path):
+    env = process_env(
+        TASKER_TEST_VAR=str(tmp_path / "var"), TASKER_TEST_API_PORT=str(PORT + 1), TASKER_TEST_HANDLER_WAIT="4"
+    )
+    process = Process([str(BIN / "supervisord"), "--mode", "test", "--nodaemon"], env, tmp_path / "supervisord.out")
+
+    def ctl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "supervisorctl"), "--mode", "test", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    yield ctl, tmp_path / "var"
+    ctl("shutdown")
+    assert process.popen.wait(60) == 0
+
+
+def test_a_manager_killed_mid_task_is_restarted_by_supervisor_and_performs_it_again(slow_supervisor):
+    ctl, var = slow_supervisor
+    running = wait_for(lambda: all_running(ctl), 60, 0.5, "every program RUNNING")
+    api = Api(PORT + 1)
+    identifier = unique("killed")
+    assert api.post("worker", {"identifier": identifier, "endpoints": ["console1"]}).status == 201
+    log = var / "log" / "manager-worker-console1.log"
+    wait_for(lambda: "task %s starting on console1" % identifier in log.read_text(), 30, what="the task to start")
+    os.kill(running["manager-worker-console1"][1], signal.SIGKILL)
+
+    (response,) = api.wait_status("worker", identifier, ("DONE",), timeout=60)["taskResponseList"]
+    assert response["attempts"] == 2 and response["status"] == 1
+    assert log.read_text().count("task %s starting on console1" % identifier) == 2
+
+
+def test_supervisorctl_stop_lets_the_manager_finish_and_record_its_task(slow_supervisor):
+    ctl, var = slow_supervisor
+    wait_for(lambda: all_running(ctl), 60, 0.5, "every program RUNNING")
+    api = Api(PORT + 1)
+    identifier = unique("stopped")
+    assert api.post("worker", {"identifier": identifier, "endpoints": ["console2"]}).status == 201
+    log = var / "log" / "manager-worker-console2.log"
+    wait_for(lambda: "task %s starting on console2" % identifier in log.read_text(), 30, what="the task to start")
+
+    stopped = ctl("stop", "manager-worker-console2")
+    assert "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    (response,) = api.get("worker", identifier).json["taskResponseList"]
+    assert response["status"] == 1 and response["attempts"] == 1, "recorded before the manager exited"
+    assert "stopped: manager-worker-console2 (exit status 0)" in (var / "log" / "supervisord.log").read_text()

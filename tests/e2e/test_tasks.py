@@ -197,6 +197,11 @@ def test_the_manager_survives_undecodable_messages_and_dead_letters_them(api, cl
         b'{"id": "1"}',
         b'{"id": 1, "identifier": "x", "type": "os", "endpoints": ["console2"]}',
         json.dumps({"id": 1, "identifier": "x", "type": "backup", "endpoints": ["console2"]}).encode(),
+        json.dumps({"id": 1, "identifier": "x", "type": "../../etc/passwd", "endpoints": ["console2"]}).encode(),
+        json.dumps(
+            {"id": 1, "identifier": "x", "type": "worker", "endpoints": ["console2"], "payload": "a" * 2**24}
+        ).encode(),
+        json.dumps({"id": 10**9, "identifier": "x", "type": "worker", "endpoints": ["console2"]}).encode(),
     ]
     connection = pika.BlockingConnection(parameters)
     try:
@@ -217,6 +222,7 @@ def test_the_manager_survives_undecodable_messages_and_dead_letters_them(api, cl
     assert manager.popen.poll() is None
     log = manager.log()
     assert "dead-lettering message" in log and "is not JSON" in log and "type 'backup' is not this manager's" in log
+    assert "no valid task type" in log and "over the limit of 16777216" in log and "no such task in the database" in log
 
 
 def test_bin_manager_refuses_a_task_type_that_is_not_configured():
@@ -229,7 +235,7 @@ def test_bin_manager_refuses_a_task_type_that_is_not_configured():
         timeout=60,
     )
     assert done.returncode == 2
-    assert (
-        done.stderr.strip()
-        == "manager: error: task type 'os' is not configured in run mode test (task_types: worker, backup, failing)"
+    assert done.stderr.strip() == (
+        "manager: error: task type 'os' is not configured in run mode test "
+        "(task_types: worker, backup, failing, sleeper)"
     )

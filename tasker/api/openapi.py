@@ -1,0 +1,208 @@
+"""The OpenAPI 3.1 description of the API (SPEC 3), built from the configuration like the routes.
+
+What it promises is checked against real answers by tests/e2e/test_openapi.py, which also
+fuzzes the API from it: keep it true when a handler changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tasker
+from tasker.config import NAME_PATTERN, Config
+from tasker.status import ResponseStatus, TaskStatus
+
+OPENAPI_VERSION = "3.1.0"
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+
+# The error answers the API gives: the name of each in `#/components/responses`, and when (README "Errors").
+ERRORS = {
+    400: ("BadRequest", "The request is malformed: not JSON, not an object, an unknown key, a wrong type or value."),
+    401: ("Unauthorized", "No valid bearer token (only when `api.tokens` is configured)."),
+    404: ("NotFound", "No such path or task type, or no task with this identifier."),
+    405: ("MethodNotAllowed", "The path does not serve this method; `Allow` lists those it does."),
+    409: ("Conflict", "The identifier exists for this type with another payload or other endpoints."),
+    413: ("PayloadTooLarge", "The body is over `api.max_body_size`; answered from the headers, before it is read."),
+    415: ("UnsupportedMediaType", "The Content-Type is not application/json."),
+    503: ("ServiceUnavailable", "The database cannot be reached: nothing was stored."),
+}
+
+
+def openapi_document(config: Config) -> dict[str, Any]:
+    """The OpenAPI document of the API that `config` describes: every task type, health, itself."""
+    secured = bool(config.api.tokens)
+    paths: dict[str, Any] = {
+        "/health": {"get": _health_operation()},
+        "/openapi.json": {"get": _openapi_operation()},
+    }
+    for task_type in config.task_types:
+        paths["/%s" % task_type] = {"post": _create_operation(task_type, secured)}
+        paths["/%s/{identifier}" % task_type] = {"get": _read_operation(task_type, secured)}
+    components: dict[str, Any] = {
+        "schemas": component_schemas(config.api.max_endpoints),
+        "responses": {ERRORS[status][0]: _error_response(status) for status in ERRORS},
+        "headers": {"Location": {"description": "/<task_type>/<identifier>", "schema": {"type": "string"}}},
+    }
+    if secured:
+        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "tasker",
+            "version": tasker.__version__,
+            "description": "Fan a task out to named endpoints over RabbitMQ and collect each endpoint's result.",
+        },
+        "paths": paths,
+        "components": components,
+    }
+
+
+def component_schemas(max_endpoints: int) -> dict[str, Any]:
+    """The JSON schemas of request and answer bodies, by name (`#/components/schemas/<name>`)."""
+    name = {"type": "string", "pattern": NAME_PATTERN.pattern}
+    time = {"type": "string", "pattern": TIME_PATTERN}
+    return {
+        "Name": name,
+        "Time": time,
+        "NewTask": {
+            "type": "object",
+            "required": ["identifier"],
+            "additionalProperties": False,
+            "properties": {
+                "identifier": _ref("Name"),
+                "payload": {"description": "Any JSON value for the task handler.", "default": ""},
+                "endpoints": {
+                    "type": "array",
+                    "description": "Left out: every endpoint registered for the type.",
+                    "items": _ref("Name"),
+                    "minItems": 1,
+                    "maxItems": max_endpoints,
+                    "uniqueItems": True,
+                },
+            },
+        },
+        "Task": _object(
+            id={"type": "integer"},
+            identifier=_ref("Name"),
+            type={"type": "string"},
+            payload={},
+            endpoints={"type": "array", "items": _ref("Name")},
+            status={"type": "string", "enum": [status.value for status in TaskStatus]},
+            start_time=_ref("Time"),
+            last_modified_time=_ref("Time"),
+            deadline=_ref("Time"),
+        ),
+        "TaskResponse": _object(
+            id={"type": "integer"},
+            task_id={"type": "integer"},
+            endpoint=_ref("Name"),
+            status={"type": "integer", "enum": [status.value for status in ResponseStatus]},
+            errnr={"type": "integer"},
+            errmsg={"type": ["string", "null"]},
+            payload={},
+            attempts={"type": "integer", "minimum": 0},
+            start_time=_ref("Time"),
+            last_modified_time=_ref("Time"),
+        ),
+        "TaskRead": _object(task=_ref("Task"), taskResponseList={"type": "array", "items": _ref("TaskResponse")}),
+        "Error": _object(
+            error=_object(
+                status={"type": "integer", "enum": sorted(ERRORS)},
+                message={"type": "string"},
+            )
+        ),
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "database": {"type": "string"},
+                "broker": {"type": "string"},
+            },
+        },
+    }
+
+
+def _create_operation(task_type: str, secured: bool) -> dict[str, Any]:
+    located = {"Location": {"$ref": "#/components/headers/Location"}}
+    operation = {
+        "operationId": "create_%s" % task_type,
+        "summary": "Create a %s task and send it to its endpoints" % task_type,
+        "requestBody": {"required": True, "content": _json(_ref("NewTask"))},
+        "responses": {
+            "201": {"description": "Stored and sent: status SENT.", "headers": located, "content": _json(_ref("Task"))},
+            "200": {"description": "A safe retry: the stored task, sent once.", "content": _json(_ref("Task"))},
+            "202": {
+                "description": "Stored, not confirmed sent: status CREATED; the outbox sends it.",
+                "headers": located,
+                "content": _json(_ref("Task")),
+            },
+            **_errors(400, 409, 413, 415, 503),
+        },
+    }
+    return _secure(operation, secured)
+
+
+def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
+    operation = {
+        "operationId": "read_%s" % task_type,
+        "summary": "Read a %s task and every endpoint's response" % task_type,
+        "parameters": [{"name": "identifier", "in": "path", "required": True, "schema": _ref("Name")}],
+        "responses": {
+            "200": {"description": "The task and its responses.", "content": _json(_ref("TaskRead"))},
+            **_errors(404, 503),
+        },
+    }
+    return _secure(operation, secured)
+
+
+def _health_operation() -> dict[str, Any]:
+    return {
+        "operationId": "health",
+        "summary": "Whether this API process reaches its database (and the broker); open without a token",
+        "responses": {
+            "200": {"description": "The database answers.", "content": _json(_ref("Health"))},
+            "503": {"description": "The database does not answer.", "content": _json(_ref("Health"))},
+        },
+    }
+
+
+def _openapi_operation() -> dict[str, Any]:
+    return {
+        "operationId": "openapi",
+        "summary": "This description of the API; open without a token",
+        "responses": {"200": {"description": "An OpenAPI 3.1 document.", "content": _json({"type": "object"})}},
+    }
+
+
+def _secure(operation: dict[str, Any], secured: bool) -> dict[str, Any]:
+    if secured:
+        operation["security"] = [{"bearer": []}]
+        operation["responses"].update(_errors(401))
+    return operation
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(status): {"$ref": "#/components/responses/%s" % ERRORS[status][0]} for status in statuses}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": ERRORS[status][1], "content": _json(_ref("Error"))}
+    if status == 405:
+        response["headers"] = {"Allow": {"description": "The methods of the path.", "schema": {"type": "string"}}}
+    elif status == 401:
+        response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    return response
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object schema whose every property is required."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": "#/components/schemas/%s" % name}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}

@@ -1,0 +1,144 @@
+"""Exposing the API: bearer tokens, TLS for the API and for AMQP, input limits."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+
+import pytest
+
+from tests.helpers import Api, TcpProxy, unique
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+TOKENS = "first-token-0123456789, second-token-abcdef"
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    """A throw-away CA and a certificate for localhost signed by it."""
+    folder = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tasker test CA",
+    )
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"
+    )
+    (folder / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
+    return {name: str(folder / name) for name in ("ca.pem", "server.pem", "server.key")}
+
+
+def test_with_tokens_configured_every_task_route_needs_one(fresh_cluster):
+    fresh_cluster.manager("auth-1")
+    _, api = fresh_cluster.api(18910, env={"TASKER_TEST_API_TOKENS": TOKENS}, token="second-token-abcdef")
+    identifier = unique("auth")
+    assert api.post("worker", {"identifier": identifier, "endpoints": ["auth-1"]}).status == 201
+    api.wait_status("worker", identifier, ("DONE",))
+
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic first-token-0123456789"},
+        {"Authorization": "Bearer first-token-012345678"},
+    ):
+        anonymous = Api(api.port, token=None)
+        for answer in (
+            anonymous.request("GET", "/worker/" + identifier, headers=headers),
+            anonymous.request("POST", "/worker", {"identifier": unique(), "endpoints": ["x"]}, headers),
+            anonymous.request("GET", "/nowhere", headers=headers),
+        ):
+            assert answer.status == 401, (headers, answer)
+            assert answer.json["error"]["status"] == 401
+            assert answer.headers["www-authenticate"] == 'Bearer realm="tasker"'
+    health = Api(api.port).request("GET", "/health")
+    assert health.status == 200 and health.json == {"status": "ok"}, "open, without details"
+    assert set(api.request("GET", "/health").json) == {"status", "database", "broker"}
+
+
+def test_the_api_serves_tls_with_the_configured_certificate(fresh_cluster, certificates):
+    fresh_cluster.manager("tls-api-1")
+    env = {
+        "TASKER_TEST_API_TLS": "true",
+        "TASKER_TEST_API_CERT": certificates["server.pem"],
+        "TASKER_TEST_API_KEY": certificates["server.key"],
+    }
+    _, api = fresh_cluster.api(18911, env=env, ca_file=certificates["ca.pem"])
+    identifier = unique("https")
+    assert api.post("worker", {"identifier": identifier, "endpoints": ["tls-api-1"]}).status == 201
+    api.wait_status("worker", identifier, ("DONE",))
+    with pytest.raises((ConnectionError, OSError)):
+        Api(18911).request("GET", "/health")  # plain HTTP is not served
+
+
+def test_api_and_managers_reach_rabbitmq_over_tls(fresh_cluster, certificates):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificates["server.pem"], certificates["server.key"])
+    broker = TcpProxy(5672, tls=context)
+    broker.start()
+    try:
+        env = {
+            "TASKER_TEST_AMQP_TLS": "true",
+            "TASKER_TEST_CA_FILE": certificates["ca.pem"],
+            "TASKER_TEST_RABBITMQ_PORT": str(broker.port),
+        }
+        manager = fresh_cluster.manager("amqps-1", env=env)
+        _, api = fresh_cluster.api(18912, env=env)
+        identifier = unique("amqps")
+        assert api.post("worker", {"identifier": identifier, "endpoints": ["amqps-1"]}).status == 201
+        api.wait_status("worker", identifier, ("DONE",))
+        assert "connected to RabbitMQ at 127.0.0.1:%d" % broker.port in manager.log()
+    finally:
+        broker.stop()
+
+
+def test_a_manager_refuses_a_broker_whose_certificate_it_cannot_verify(fresh_cluster, certificates, tmp_path):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificates["server.pem"], certificates["server.key"])
+    broker = TcpProxy(5672, tls=context)
+    broker.start()
+    try:
+        env = {"TASKER_TEST_AMQP_TLS": "true", "TASKER_TEST_RABBITMQ_PORT": str(broker.port)}
+        manager = fresh_cluster.manager("amqps-2", env=env, wait=False)
+        manager.wait_log("cannot connect to RabbitMQ at 127.0.0.1:%d" % broker.port)
+        assert "consuming" not in manager.log()
+    finally:
+        broker.stop()
+
+
+def test_the_number_of_endpoints_per_task_is_limited_by_configuration(fresh_cluster):
+    _, api = fresh_cluster.api(18913, env={"TASKER_TEST_MAX_ENDPOINTS": "3"})
+    answer = api.post("worker", {"identifier": unique("many"), "endpoints": ["a", "b", "c", "d"]})
+    assert answer.status == 400 and "names 4 endpoints, more than 3" in answer.json["error"]["message"]
+    assert api.post("worker", {"identifier": unique("few"), "endpoints": ["a", "b", "c"]}).status == 201
