@@ -20,7 +20,7 @@ setup(
         "supervisor>=4.2,<5",
         "alembic>=1.12",
     ],
-    extras_require={"test": ["pytest>=8", "ruff"]},
+    extras_require={"test": ["pytest>=8", "ruff", "schemathesis>=4,<5", "openapi-spec-validator", "jsonschema>=4.18"]},
     entry_points={
         "console_scripts": [
             "tasker-api = tasker.cli.api:main_entry",

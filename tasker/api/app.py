@@ -26,5 +26,4 @@ def make_app(config: Config, dispatcher: Dispatcher) -> tornado.web.Application:
         tokens=config.api.tokens,
         max_endpoints=config.api.max_endpoints,
         max_payload_depth=config.api.max_payload_depth,
-        wait_for_endpoints_timeout=config.api.wait_for_endpoints_timeout,
     )

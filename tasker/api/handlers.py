@@ -138,8 +138,7 @@ class TaskCollectionHandler(JsonHandler):
         new = parse_new_task(
             self.task_type, bytes(self._body), self.settings["max_endpoints"], self.settings["max_payload_depth"]
         )
-        timeout = self.settings["wait_for_endpoints_timeout"]
-        created = await self.dispatcher.storage(self.dispatcher.tasks.create, new, timeout)
+        created = await self.dispatcher.create(new)
         task = created.task
         if not created.created:
             self.answer(200, task)

@@ -9,15 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import tasker
-from tasker.config import NAME_PATTERN, Config
+from tasker.config import Config
 from tasker.status import ResponseStatus, TaskStatus
 
 OPENAPI_VERSION = "3.1.0"
+# tasker.config.NAME_PATTERN, in JSON Schema's (ECMA-262) reading: `$` is the end of the string only.
+NAME_PATTERN = r"^[A-Za-z0-9._:-]{1,50}$"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 
 # The error answers the API gives: the name of each in `#/components/responses`, and when (README "Errors").
 ERRORS = {
-    400: ("BadRequest", "The request is malformed: not JSON, not an object, an unknown key, a wrong type or value."),
+    400: ("BadRequest", "Malformed: not JSON, not an object, an unknown key, a wrong type or value, a path not UTF-8."),
     401: ("Unauthorized", "No valid bearer token (only when `api.tokens` is configured)."),
     404: ("NotFound", "No such path or task type, or no task with this identifier."),
     405: ("MethodNotAllowed", "The path does not serve this method; `Allow` lists those it does."),
@@ -59,7 +61,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
 
 def component_schemas(max_endpoints: int) -> dict[str, Any]:
     """The JSON schemas of request and answer bodies, by name (`#/components/schemas/<name>`)."""
-    name = {"type": "string", "pattern": NAME_PATTERN.pattern}
+    name = {"type": "string", "pattern": NAME_PATTERN}
     time = {"type": "string", "pattern": TIME_PATTERN}
     return {
         "Name": name,
@@ -150,7 +152,7 @@ def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
         "parameters": [{"name": "identifier", "in": "path", "required": True, "schema": _ref("Name")}],
         "responses": {
             "200": {"description": "The task and its responses.", "content": _json(_ref("TaskRead"))},
-            **_errors(404, 503),
+            **_errors(400, 404, 503),
         },
     }
     return _secure(operation, secured)

@@ -18,8 +18,8 @@ import yaml
 from tasker.config.schema import PROJECT_ROOT, Config, MessageQueueConfig
 from tasker.errors import ConfigError
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,50}$")
-TASK_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,50}\Z")
+TASK_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}\Z")
 _ENV_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

@@ -71,3 +71,10 @@ def test_payloads_nested_deeper_than_the_limit_are_refused_without_a_recursion_e
     for depth in (100, 100_000):
         with pytest.raises(InvalidTask, match="nested deeper than 64 levels"):
             parse(b'{"identifier": "x", "payload": ' + b"[" * depth + b"]" * depth + b"}")
+
+
+def test_a_trailing_newline_is_not_part_of_a_valid_name():
+    with pytest.raises(InvalidTask, match="is not 1 to 50 characters"):
+        parse({"identifier": "abc\n"})
+    with pytest.raises(InvalidTask, match="is not 1 to 50 characters"):
+        parse({"identifier": "abc", "endpoints": ["console1\n"]})
