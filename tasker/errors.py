@@ -15,6 +15,10 @@ class StorageUnavailable(TaskerError):
     """The database cannot be reached or refused the statement for a transient reason."""
 
 
+class LockConflict(StorageUnavailable):
+    """The database broke a deadlock or a lock wait by rolling this transaction back."""
+
+
 class StorageError(TaskerError):
     """The database refused a statement for good: the data does not fit, or the schema is wrong."""
 

@@ -10,11 +10,14 @@ import logging
 from concurrent.futures import Executor
 from typing import Any, Callable, TypeVar
 
+from tasker.api.batching import Batcher
 from tasker.config import ApiConfig
 from tasker.errors import BrokerUnavailable, StorageUnavailable
 from tasker.messaging.message import encode_task
 from tasker.messaging.publisher import Publisher
+from tasker.status import TaskStatus
 from tasker.storage import TaskStore
+from tasker.storage.tasks import Created, NewTask
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,10 +32,17 @@ class Dispatcher:
         self.publisher = publisher
         self.executor = executor
         self._loops: list[asyncio.Task] = []
+        timeout = settings.wait_for_endpoints_timeout
+        self._creating = Batcher(lambda news: tasks.create_many(news, timeout), self.storage)
+        self._marking = Batcher(tasks.mark_sent, self.storage)
 
     async def storage(self, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking storage call in the executor, keeping the IOLoop free."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, call, *args)
+
+    async def create(self, new: NewTask) -> Created:
+        """Store a new task (or find its safe retry), batched with concurrent requests."""
+        return await self._creating.submit(new)
 
     async def send(self, task: dict[str, Any]) -> str:
         """Publish a claimed CREATED task and record that it is SENT; return its status then.
@@ -44,7 +54,8 @@ class Dispatcher:
         except BrokerUnavailable:
             await self.storage(self.tasks.release, [task["id"]])
             raise
-        return await self.storage(self.tasks.mark_sent, task["id"])
+        await self._marking.submit(task["id"])
+        return TaskStatus.SENT.value
 
     def start(self) -> None:
         """Start the outbox and deadline loops of this API process."""

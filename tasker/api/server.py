@@ -25,7 +25,7 @@ SERVER_BODY_CAP = 64 * 1024 * 1024
 
 async def serve(config: Config, port: int) -> int:
     """Build everything once, listen, and shut down cleanly on a signal."""
-    database = open_database(config.manager.db)
+    database = open_database(config.manager.db, threads=config.api.executor_threads)
     executor = ThreadPoolExecutor(config.api.executor_threads, thread_name_prefix="storage")
     dispatcher = Dispatcher(config.api, TaskStore(database), Publisher(config.manager.message_queue), executor)
     app = make_app(config, dispatcher)

@@ -1,17 +1,20 @@
-"""`python -m tasker.cli.entry NAME ...`: what the scripts in bin/ run."""
+"""`python -m tasker.cli.entry NAME ...`: what the scripts in bin/ run.
+
+Only the named entry point's module is imported, so a manager never loads Tornado and the
+API never loads supervisor.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from tasker.cli import api, initialize, manager, supervisor
-
 ENTRY_POINTS = {
-    "api": api.main_entry,
-    "manager": manager.main_entry,
-    "initialize": initialize.main_entry,
-    "supervisord": supervisor.supervisord_entry,
-    "supervisorctl": supervisor.supervisorctl_entry,
+    "api": ("tasker.cli.api", "main_entry"),
+    "manager": ("tasker.cli.manager", "main_entry"),
+    "initialize": ("tasker.cli.initialize", "main_entry"),
+    "supervisord": ("tasker.cli.supervisor", "supervisord_entry"),
+    "supervisorctl": ("tasker.cli.supervisor", "supervisorctl_entry"),
 }
 
 if __name__ == "__main__":
@@ -19,4 +22,5 @@ if __name__ == "__main__":
         sys.exit("usage: python -m tasker.cli.entry {%s} ..." % ",".join(ENTRY_POINTS))
     name = sys.argv.pop(1)
     sys.argv[0] = name
-    ENTRY_POINTS[name]()
+    module, function = ENTRY_POINTS[name]
+    getattr(importlib.import_module(module), function)()

@@ -1,14 +1,15 @@
 """The manager of one (endpoint, task type): receive, record receipt, run, record, acknowledge.
 
-Four threads, each with one job:
+Five threads, each with one job:
 - the connection thread (`run()`, the caller's) services AMQP and heartbeats and only
   queues what arrives;
 - the receipt thread records each task-response as soon as its message arrives, even while
-  a handler runs, so the API's delivery deadline sees the truth (in batches, when many
-  arrive at once);
-- the handler thread runs one handler module call at a time, records the result, and only
-  then hands the acknowledgement back to the connection thread;
+  a handler runs, so the API's delivery deadline sees the truth;
+- the handler thread runs one handler module call at a time;
+- the result thread records what the handlers answered and only then hands each
+  acknowledgement back to the connection thread;
 - the lease thread renews held deliveries before the broker's consumer timeout.
+Receipts and results are recorded in batches when many come at once: one transaction each.
 """
 
 from __future__ import annotations
@@ -25,16 +26,16 @@ from tasker.errors import InvalidTask, StorageError, StorageUnavailable
 from tasker.manager.handler_module import HandlerModule
 from tasker.manager.lease import Leases, Ticket
 from tasker.messaging.consumer import Consumer, Delivery
-from tasker.messaging.message import TaskMessage, decode_task
+from tasker.messaging.message import decode_task
 from tasker.status import ErrNr
-from tasker.storage import Receipt, ResponseStore
+from tasker.storage import Receipt, ResponseStore, Result
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _STOP = object()
 _GAVE_UP = object()
 REMEMBERED_TASKS = 10_000
-RECEIPT_BATCH = 200
+BATCH = 200
 
 
 class Manager:
@@ -58,6 +59,7 @@ class Manager:
         self.leases = Leases(self.consumer, renew_after=consumer_timeout * 0.4)
         self._received: queue.Queue = queue.Queue()
         self._work: queue.Queue = queue.Queue()
+        self._results: queue.Queue = queue.Queue()
         self._stopping = threading.Event()
         # Tasks this process finished lately: a redelivery of one is acknowledged, not rerun.
         self._finished: collections.OrderedDict[int, bool] = collections.OrderedDict()
@@ -71,6 +73,7 @@ class Manager:
         threads = [
             threading.Thread(target=self._receive_loop, name="receipt", daemon=True),
             threading.Thread(target=self._work_loop, name="handler", daemon=True),
+            threading.Thread(target=self._result_loop, name="result", daemon=True),
             threading.Thread(target=self.leases.keep, args=(self._stopping,), name="lease", daemon=True),
         ]
         for thread in threads:
@@ -123,12 +126,7 @@ class Manager:
 
     def _receive_loop(self) -> None:
         while True:
-            batch = [self._received.get()]
-            while len(batch) < RECEIPT_BATCH:
-                try:
-                    batch.append(self._received.get_nowait())
-                except queue.Empty:
-                    break
+            batch = _take_batch(self._received)
             # Renewed tickets come back as copies; when stopping, all is left for redelivery.
             tickets = [item for item in batch if item is not _STOP and item.delivery is not None]
             if tickets and not self._stopping.is_set():
@@ -179,42 +177,73 @@ class Manager:
                 if ticket.message.id in self._finished:
                     self._acknowledge(ticket)
                     continue
-                try:
-                    self._perform(ticket, attempts)
-                except Exception:  # left unacknowledged; the loop must go on
-                    log.exception("task %s on %s: cannot record its result", ticket.message.identifier, self.endpoint)
+                self._perform(ticket, attempts)
         finally:
-            self.consumer.stop()
+            self._results.put(_STOP)
 
     def _perform(self, ticket: Ticket, attempts: int) -> None:
         message = ticket.message
         log.info("task %s starting on %s", message.identifier, self.endpoint)
         self.leases.start(ticket)
         response = self.handler.run(message, self.endpoint, attempts)
-        try:
-            status = self._record(message, response.errnr, response.errmsg, response.payload)
-        except StorageError as exc:
-            log.error("task %s on %s: the database refused its result: %s", message.identifier, self.endpoint, exc)
-            status = self._record(message, ErrNr.GENERAL_ERROR, "cannot store the handler's result: %s" % exc, None)
-        log.info(
-            "task %s finished on %s: errnr %s, task now %s", message.identifier, self.endpoint, response.errnr, status
-        )
+        # Performed: a redelivery from now on is acknowledged once this result is stored.
         self._finished[message.id] = True
         while len(self._finished) > REMEMBERED_TASKS:
             self._finished.popitem(last=False)
-        self._acknowledge(ticket)
+        self._results.put((ticket, Result(message.id, response.errnr, response.errmsg, response.payload)))
+
+    # Result thread ---------------------------------------------------------------------------
+
+    def _result_loop(self) -> None:
+        try:
+            while True:
+                batch = _take_batch(self._results)
+                done = [item for item in batch if item is not _STOP]
+                if done:
+                    self._record_batch(done)
+                if len(done) < len(batch):
+                    return
+        finally:
+            self.consumer.stop()
+
+    def _record_batch(self, done: list[tuple[Ticket, Result]]) -> None:
+        try:
+            statuses = self._record([result for _, result in done])
+        except StorageError as exc:  # one of them cannot be stored: find which, one by one
+            log.error("the database refused a batch of %d results on %s: %s", len(done), self.endpoint, exc)
+            statuses = [self._record_alone(ticket, result) for ticket, result in done]
+        except Exception:  # left unacknowledged; the loop must go on
+            log.exception("cannot record %d results on %s", len(done), self.endpoint)
+            return
+        for (ticket, result), status in zip(done, statuses, strict=True):
+            log.info(
+                "task %s finished on %s: errnr %s, task now %s",
+                ticket.message.identifier,
+                self.endpoint,
+                result.errnr,
+                status,
+            )
+            self._acknowledge(ticket)
+
+    def _record_alone(self, ticket: Ticket, result: Result) -> str:
+        try:
+            return self._record([result])[0]
+        except StorageError as exc:
+            log.error(
+                "task %s on %s: the database refused its result: %s", ticket.message.identifier, self.endpoint, exc
+            )
+            failed = Result(result.task_id, ErrNr.GENERAL_ERROR, "cannot store the handler's result: %s" % exc, None)
+            return self._record([failed])[0]
 
     def _acknowledge(self, ticket: Ticket) -> None:
         delivery = self.leases.settle(ticket)
         if delivery is not None:  # None: a renewal copy is on its way, and is acknowledged on arrival
             self.consumer.ack(delivery)
 
-    def _record(self, message: TaskMessage, errnr: int, errmsg: str | None, payload: object) -> str:
-        """Record the result, waiting out database outages: it must be stored before the ack."""
+    def _record(self, results: list[Result]) -> list[str]:
+        """Record results, waiting out database outages: they must be stored before the acks."""
         return self._retry(
-            lambda: self.responses.record_result(message.id, self.endpoint, errnr, errmsg, payload),
-            "record result",
-            give_up_on_stop=False,
+            lambda: self.responses.record_results(results, self.endpoint), "record result", give_up_on_stop=False
         )
 
     def _retry(self, call: Callable[[], T], what: str, give_up_on_stop: bool = True) -> T | object:
@@ -228,3 +257,14 @@ class Manager:
                 time.sleep(self.retry_delay)
             elif self._stopping.wait(self.retry_delay):
                 return _GAVE_UP
+
+
+def _take_batch(source: queue.Queue) -> list:
+    """Wait for one item, then take whatever else is waiting, up to BATCH."""
+    batch = [source.get()]
+    while len(batch) < BATCH:
+        try:
+            batch.append(source.get_nowait())
+        except queue.Empty:
+            break
+    return batch

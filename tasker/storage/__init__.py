@@ -1,7 +1,7 @@
 """Storage: the only package that imports SQLAlchemy. Tasks, task-responses, registrations."""
 
 from tasker.storage.database import Database, open_database
-from tasker.storage.responses import Receipt, ResponseStore
+from tasker.storage.responses import Receipt, ResponseStore, Result
 from tasker.storage.tasks import TaskStore
 
-__all__ = ["Database", "open_database", "Receipt", "ResponseStore", "TaskStore"]
+__all__ = ["Database", "open_database", "Receipt", "ResponseStore", "Result", "TaskStore"]

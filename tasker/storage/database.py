@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -13,10 +15,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasker.config import DbConfig
-from tasker.errors import DuplicateRow, SetupError, StorageError, StorageUnavailable
+from tasker.errors import DuplicateRow, LockConflict, SetupError, StorageError, StorageUnavailable
 from tasker.storage.models import Base
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -45,6 +48,8 @@ class Database:
         except IntegrityError as exc:
             raise DuplicateRow(_reason(exc)) from exc
         except DBAPIError as exc:
+            if _code(exc) in _LOCK_CONFLICTS:
+                raise LockConflict("database lock conflict: %s" % _reason(exc)) from exc
             if _is_transient(exc):
                 raise StorageUnavailable("database unavailable: %s" % _reason(exc)) from exc
             raise StorageError("the database refused it: %s" % _reason(exc)) from exc
@@ -77,15 +82,17 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(config: DbConfig) -> Database:
-    """Build the engine for `manager.db` of the configuration."""
+def open_database(config: DbConfig, threads: int = 1) -> Database:
+    """Build the engine for `manager.db` of the configuration, pooling a connection for each
+    of `threads` threads at least (a pool smaller than its users opens and closes connections
+    all the time)."""
     url = make_url(config.uri)
     options: dict = {"echo": config.verbose, "pool_pre_ping": True}
     if url.get_backend_name() in ("mysql", "mariadb"):
         # READ COMMITTED: after locking a task row, a transaction sees what others committed.
         options.update(
             isolation_level="READ COMMITTED",
-            pool_size=config.pool_size,
+            pool_size=max(config.pool_size, threads),
             pool_recycle=3600,
             connect_args={"connect_timeout": 5, "charset": "utf8mb4"},
         )
@@ -129,7 +136,28 @@ def _create_database_if_missing(engine: Engine) -> None:
 # MySQL client and server errors that say "not now" rather than "never": connection lost or
 # refused, too many connections, access denied, lock wait timeout, deadlock, server shutdown.
 _UNREACHABLE = {2002, 2003, 2005, 2006, 2013, 2055}
-_TRANSIENT = _UNREACHABLE | {1040, 1045, 1053, 1205, 1213, 1927}
+_LOCK_CONFLICTS = {1205, 1213}  # lock wait timeout, deadlock: the transaction was rolled back
+_TRANSIENT = _UNREACHABLE | _LOCK_CONFLICTS | {1040, 1045, 1053, 1927}
+CONFLICT_RETRIES = 5
+
+
+def retry_conflicts(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a storage method (a whole transaction) again when the database rolled it back to
+    break a deadlock; transactions that lock several task rows can meet that under load."""
+
+    @functools.wraps(method)
+    def retried(*args: Any, **kwargs: Any) -> T:
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                return method(*args, **kwargs)
+            except LockConflict:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                log.info("%s: lock conflict, running it again (attempt %d)", method.__name__, attempt + 1)
+                time.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")
+
+    return retried
 
 
 def _code(exc: DBAPIError) -> int | None:

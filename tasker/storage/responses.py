@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from tasker.clock import utcnow
 from tasker.errors import DuplicateRow
 from tasker.status import ResponseStatus, TaskStatus
-from tasker.storage.database import Database
+from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.models import EndpointRegistration, Task, TaskResponse
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,23 @@ class Receipt(str, enum.Enum):
     UNKNOWN = "unknown"  # no such task in the database
 
 
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What a handler answered for one task."""
+
+    task_id: int
+    errnr: int
+    errmsg: str | None
+    payload: Any
+
+
 class ResponseStore:
     """Task-response rows as one manager sees them. Every method is blocking."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @retry_conflicts
     def register(self, task_type: str, endpoint: str) -> None:
         """Record that `endpoint` serves `task_type`, so tasks without endpoints reach it."""
         now = utcnow()
@@ -52,6 +64,7 @@ class ResponseStore:
         """Record receipt of one task; see `record_receipts`."""
         return self.record_receipts([task_id], endpoint)[0]
 
+    @retry_conflicts
     def record_receipts(
         self, task_ids: list[int], endpoint: str, again: list[bool] | None = None
     ) -> list[tuple[Receipt, int]]:
@@ -98,40 +111,55 @@ class ResponseStore:
             return decisions
 
     def record_result(self, task_id: int, endpoint: str, errnr: int, errmsg: str | None, payload: Any) -> str:
-        """Finish this endpoint's response; mark the task DONE when every endpoint has finished.
+        """Record one result; see `record_results`."""
+        return self.record_results([Result(task_id, errnr, errmsg, payload)], endpoint)[0]
 
-        Returns the task's status afterwards.
+    @retry_conflicts
+    def record_results(self, results: list[Result], endpoint: str) -> list[str]:
+        """Finish this endpoint's responses, in one transaction; mark DONE every task whose
+        endpoints have all finished. Returns each task's status afterwards.
+
+        The task rows are locked first (in id order), so two endpoints finishing one task at
+        the same moment see each other's result and the last one marks it DONE.
         """
         now = utcnow()
+        task_ids = {result.task_id for result in results}
         with self.database.transaction() as session:
-            task = session.get(Task, task_id, with_for_update=self.database.locks_rows)
-            response = self._response(session, task_id, endpoint)
-            response.status = ResponseStatus.FINISHED.value
-            response.errnr = errnr
-            response.errmsg = errmsg
-            response.payload = json.dumps(payload)
-            response.last_modified_time = now
-            session.flush()
-            finished = session.scalar(
-                select(func.count())
-                .select_from(TaskResponse)
-                .where(
-                    TaskResponse.task_id == task_id,
-                    TaskResponse.status == ResponseStatus.FINISHED.value,
-                    TaskResponse.endpoint.in_(task.endpoint_list()),
+            query = select(Task).where(Task.id.in_(task_ids)).order_by(Task.id)
+            if self.database.locks_rows:
+                query = query.with_for_update()
+            tasks = {task.id: task for task in session.scalars(query)}
+            responses = {
+                response.task_id: response
+                for response in session.scalars(
+                    select(TaskResponse).where(TaskResponse.task_id.in_(task_ids), TaskResponse.endpoint == endpoint)
                 )
+            }
+            for result in results:
+                response = responses.get(result.task_id)
+                if response is None:
+                    responses[result.task_id] = response = _new_response(result.task_id, endpoint, now)
+                    session.add(response)
+                response.status = ResponseStatus.FINISHED.value
+                response.errnr = result.errnr
+                response.errmsg = result.errmsg
+                response.payload = json.dumps(result.payload)
+                response.last_modified_time = now
+            session.flush()
+            finished = dict(
+                session.execute(
+                    select(TaskResponse.task_id, func.count())
+                    .where(TaskResponse.task_id.in_(task_ids), TaskResponse.status == ResponseStatus.FINISHED.value)
+                    .group_by(TaskResponse.task_id)
+                ).all()
             )
-            if finished == len(task.endpoint_list()) and task.status in _OPEN:
-                task.status = TaskStatus.DONE.value
-                task.receipt_checked = True
-                task.claim_until = None
-                task.last_modified_time = now
-            return task.status
-
-    def _response(self, session, task_id: int, endpoint: str) -> TaskResponse | None:
-        return session.scalar(
-            select(TaskResponse).where(TaskResponse.task_id == task_id, TaskResponse.endpoint == endpoint)
-        )
+            for task in tasks.values():
+                if finished.get(task.id) == len(task.endpoint_list()) and task.status in _OPEN:
+                    task.status = TaskStatus.DONE.value
+                    task.receipt_checked = True
+                    task.claim_until = None
+                    task.last_modified_time = now
+            return [tasks[result.task_id].status if result.task_id in tasks else "" for result in results]
 
 
 _OPEN = (TaskStatus.CREATED.value, TaskStatus.SENT.value)

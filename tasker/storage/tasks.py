@@ -8,13 +8,13 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from tasker.clock import utcnow
-from tasker.errors import DuplicateRow, InvalidTask, TaskConflict, TaskNotFound
+from tasker.errors import DuplicateRow, InvalidTask, TaskConflict, TaskerError, TaskNotFound
 from tasker.status import TaskStatus
-from tasker.storage.database import Database
+from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.models import EndpointRegistration, Task, TaskResponse
 
 log = logging.getLogger(__name__)
@@ -50,26 +50,53 @@ class TaskStore:
 
     def create(self, new: NewTask, timeout: int) -> Created:
         """Store a task as CREATED, claimed for publishing by the caller; or find its safe retry."""
-        payload = json.dumps(new.payload, sort_keys=True)
+        result = self.create_many([new], timeout)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    @retry_conflicts
+    def create_many(self, news: list[NewTask], timeout: int) -> list[Created | TaskerError]:
+        """Create many tasks in one transaction; for each, what `create` returns or raises."""
         try:
             with self.database.transaction() as session:
-                endpoints = new.endpoints or self._registered(session, new.type)
-                if endpoints:
-                    return Created(self._insert(session, new, payload, endpoints, timeout), True)
-        except DuplicateRow:
-            return Created(self._existing(new, payload), False)
-        try:
-            return Created(self._existing(new, payload), False)
-        except TaskNotFound:
-            raise InvalidTask(
-                "no endpoint is registered for task type %r: name the endpoints, or start its managers first" % new.type
-            ) from None
+                return self._create_batch(session, news, timeout)
+        except DuplicateRow:  # another process stored one of them meanwhile: it exists now
+            if len(news) == 1:
+                with self.database.transaction() as session:
+                    return self._create_batch(session, news, timeout)
+            return [self.create_many([new], timeout)[0] for new in news]
 
-    def _insert(
-        self, session: Session, new: NewTask, payload: str, endpoints: list[str], timeout: int
-    ) -> dict[str, Any]:
+    def _create_batch(self, session: Session, news: list[NewTask], timeout: int) -> list[Created | TaskerError]:
+        keys = {(new.type, new.identifier) for new in news}
+        known = {
+            (task.type, task.identifier): task
+            for task in session.scalars(select(Task).where(tuple_(Task.type, Task.identifier).in_(keys)))
+        }
+        registered: dict[str, list[str]] = {}
         now = utcnow()
-        task = Task(
+        outcomes: list[tuple[Task, bool] | TaskerError] = []
+        for new in news:
+            payload = json.dumps(new.payload, sort_keys=True)
+            task = known.get((new.type, new.identifier))
+            if task is not None:
+                outcomes.append((task, False) if _same_content(task, new, payload) else _conflict(new))
+                continue
+            if new.endpoints is None and new.type not in registered:
+                registered[new.type] = self._registered(session, new.type)
+            endpoints = new.endpoints or registered[new.type]
+            if not endpoints:
+                outcomes.append(_nobody_registered(new.type))
+                continue
+            task = self._new_row(new, payload, endpoints, timeout, now)
+            session.add(task)
+            known[(new.type, new.identifier)] = task
+            outcomes.append((task, True))
+        session.flush()
+        return [o if isinstance(o, TaskerError) else Created(o[0].to_dict(), o[1]) for o in outcomes]
+
+    def _new_row(self, new: NewTask, payload: str, endpoints: list[str], timeout: int, now: dt.datetime) -> Task:
+        return Task(
             identifier=new.identifier,
             type=new.type,
             payload=payload,
@@ -81,9 +108,6 @@ class TaskStore:
             receipt_checked=False,
             claim_until=now + dt.timedelta(seconds=self.claim_seconds),
         )
-        session.add(task)
-        session.flush()
-        return task.to_dict()
 
     def _registered(self, session: Session, task_type: str) -> list[str]:
         rows = session.scalars(
@@ -92,16 +116,6 @@ class TaskStore:
             .order_by(EndpointRegistration.endpoint)
         )
         return list(rows)
-
-    def _existing(self, new: NewTask, payload: str) -> dict[str, Any]:
-        with self.database.transaction() as session:
-            task = self._find(session, new.type, new.identifier)
-            same_endpoints = new.endpoints is None or sorted(new.endpoints) == sorted(task.endpoint_list())
-            if task.payload != payload or not same_endpoints:
-                raise TaskConflict(
-                    "a %s task with identifier %r exists already with other content" % (new.type, new.identifier)
-                )
-            return task.to_dict()
 
     def get(self, task_type: str, identifier: str) -> dict[str, Any]:
         """The task and every endpoint's response, as `GET /<type>/<identifier>` answers."""
@@ -118,16 +132,17 @@ class TaskStore:
             raise TaskNotFound("no %s task with identifier %r" % (task_type, identifier))
         return task
 
-    def mark_sent(self, task_id: int) -> str:
-        """Record that the broker confirmed the task; return its status now."""
+    @retry_conflicts
+    def mark_sent(self, task_ids: list[int]) -> None:
+        """Record that the broker confirmed these tasks (those still CREATED become SENT)."""
         with self.database.transaction() as session:
             session.execute(
                 update(Task)
-                .where(Task.id == task_id, Task.status == TaskStatus.CREATED.value)
+                .where(Task.id.in_(task_ids), Task.status == TaskStatus.CREATED.value)
                 .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=utcnow())
             )
-            return session.scalar(select(Task.status).where(Task.id == task_id))
 
+    @retry_conflicts
     def release(self, task_ids: list[int]) -> None:
         """Give up the claim on tasks that could not be published, so the outbox retries them now."""
         with self.database.transaction() as session:
@@ -157,6 +172,7 @@ class TaskStore:
                     claimed.append(session.get(Task, task_id).to_dict())
         return claimed
 
+    @retry_conflicts
     def expire_overdue(self, limit: int = 500) -> list[dict[str, Any]]:
         """Check every task past its deadline once; mark INCOMPLETE those an endpoint missed."""
         now = utcnow()
@@ -183,6 +199,22 @@ class TaskStore:
                     task.last_modified_time = now
                     expired.append(dict(task.to_dict(), missing=missing))
         return expired
+
+
+def _same_content(task: Task, new: NewTask, payload: str) -> bool:
+    """Whether a POST repeats the stored task: same payload, same endpoints in any order (or none given)."""
+    same_endpoints = new.endpoints is None or sorted(new.endpoints) == sorted(task.endpoint_list())
+    return task.payload == payload and same_endpoints
+
+
+def _conflict(new: NewTask) -> TaskConflict:
+    return TaskConflict("a %s task with identifier %r exists already with other content" % (new.type, new.identifier))
+
+
+def _nobody_registered(task_type: str) -> InvalidTask:
+    return InvalidTask(
+        "no endpoint is registered for task type %r: name the endpoints, or start its managers first" % task_type
+    )
 
 
 def _same_claim(claim_until: dt.datetime | None) -> Any:

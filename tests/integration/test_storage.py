@@ -67,7 +67,8 @@ def test_a_task_without_endpoints_goes_to_the_registered_ones(db):
 def test_each_endpoint_records_once_and_the_last_one_makes_the_task_done(db):
     tasks, responses = TaskStore(db), ResponseStore(db)
     task = tasks.create(new(), 30).task
-    assert tasks.mark_sent(task["id"]) == "SENT"
+    tasks.mark_sent([task["id"]])
+    assert tasks.get("worker", task["identifier"])["task"]["status"] == "SENT"
     assert responses.record_receipt(task["id"], "e1") == (Receipt.RUN, 1)
     assert responses.record_receipt(task["id"], "e1") == (Receipt.RUN, 2), "a redelivery counts an attempt"
     assert responses.record_result(task["id"], "e1", 0, None, {"ok": 1}) == "SENT"
@@ -85,7 +86,7 @@ def test_each_endpoint_records_once_and_the_last_one_makes_the_task_done(db):
 def test_an_endpoint_that_missed_the_deadline_makes_the_task_incomplete_and_never_starts_it(db):
     tasks, responses = TaskStore(db), ResponseStore(db)
     task = tasks.create(new(), 30).task
-    tasks.mark_sent(task["id"])
+    tasks.mark_sent([task["id"]])
     assert responses.record_receipt(task["id"], "e1")[0] is Receipt.RUN
     backdate(db, task["id"])
     assert responses.record_receipt(task["id"], "e2")[0] is Receipt.STALE
@@ -166,3 +167,17 @@ def test_a_result_mariadb_cannot_hold_is_a_storage_error_not_a_library_error(dat
     responses.record_receipt(task["id"], "e1")
     with pytest.raises(StorageError):
         responses.record_result(task["id"], "e1", 2**40, None, None)
+
+
+def test_many_tasks_are_created_in_one_call_each_with_its_own_outcome(db):
+    tasks = TaskStore(db)
+    stored = tasks.create(new(identifier=unique("stored")), 30).task
+    again = NewTask("worker", stored["identifier"], {"n": 1}, ["e1", "e2"])
+    clash = NewTask("worker", stored["identifier"], {"n": 2}, ["e1", "e2"])
+    twin = new(identifier=unique("twin"))
+    results = tasks.create_many([new(), again, clash, twin, twin, NewTask("nobody2", unique(), "", None)], 30)
+    assert results[0].created and results[0].task["id"]
+    assert not results[1].created and results[1].task["id"] == stored["id"]
+    assert isinstance(results[2], TaskConflict)
+    assert results[3].created and not results[4].created and results[3].task["id"] == results[4].task["id"]
+    assert isinstance(results[5], InvalidTask)

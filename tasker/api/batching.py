@@ -1,0 +1,60 @@
+"""Store what concurrent requests ask for together: one transaction for many under load.
+
+While a batch is being stored, new calls wait in line; when it is done, everything in line
+goes in the next batch. With no load a call is stored at once, alone; under load the
+batches grow by themselves, and the database commits once per batch instead of per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable, Generic, TypeVar
+
+Item = TypeVar("Item")
+
+
+class Batcher(Generic[Item]):
+    """Runs `store(items)` (blocking, in the executor) on batches of submitted items."""
+
+    def __init__(
+        self,
+        store: Callable[[list[Item]], list[Any] | None],
+        run_blocking: Callable[..., Awaitable[Any]],
+        max_size: int = 200,
+    ) -> None:
+        self.store = store
+        self.run_blocking = run_blocking
+        self.max_size = max_size
+        self._waiting: list[tuple[Item, asyncio.Future]] = []
+        self._draining = False
+
+    async def submit(self, item: Item) -> Any:
+        """Store `item` with whatever else is waiting; return its result (or raise its error).
+
+        `store` returns one result per item (an exception instance is raised to its caller),
+        or None when there is nothing to return.
+        """
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_size], self._waiting[self.max_size :]
+                try:
+                    results = await self.run_blocking(self.store, [item for item, _ in batch])
+                except Exception as exc:  # the whole batch failed: each caller gets the error
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results or [None] * len(batch), strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._draining = False
