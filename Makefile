@@ -4,7 +4,7 @@ VENV := .venv
 MODE ?= development
 API_PORT ?= 8888
 
-.PHONY: run stop status test unit lint clean
+.PHONY: run stop status test unit lint clean bench
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ unit: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check tasker tests
+
+## bench: tasker's benchmark (issue 4): its own API and managers, one table; BENCH_ARGS=--help.
+bench: $(VENV)/.installed
+	scripts/ensure-services
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 clean: stop
 	rm -rf var build $(VENV) *.egg-info

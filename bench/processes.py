@@ -1,0 +1,165 @@
+"""The bench's own tasker processes (bin/api, bin/manager), and what /proc says about them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "bin"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Process:
+    """One process started from bin/, its output in a log file, in a session of its own so a
+    Ctrl-C in the terminal reaches only the bench, which then stops it in order."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / ("%s.log" % name)
+        self._log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        """The process id (bin/ scripts exec Python, so it is the Python process)."""
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        """Whether it still runs."""
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        """Everything it has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        self._log.close()
+
+    def has_logged(self, text: str) -> bool:
+        """Whether a line of its log contains `text`."""
+        return text in self.log()
+
+
+class ProcessGroup:
+    """Every process the bench started; `stop_all()` ends them (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = env
+        self.processes: list[Process] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, args: list[str]) -> Process:
+        """Start a process and remember it."""
+        process = Process(name, args, self.env, self.log_dir)
+        self.processes.append(process)
+        return process
+
+    def api(self, port: int) -> Process:
+        """Start bin/api of the bench run mode on `port`."""
+        return self.start("api", [str(BIN / "api"), "--mode", "bench", "--port", str(port)])
+
+    def manager(self, task_type: str, endpoint: str) -> Process:
+        """Start bin/manager of the bench run mode for one endpoint."""
+        args = [str(BIN / "manager"), "--mode", "bench", "--endpoint", endpoint, "--tasktype", task_type]
+        return self.start("manager-%s-%s" % (task_type, endpoint), args)
+
+    def stop_all(self, timeout: float = 30.0) -> None:
+        """Signal every process at once, wait for each, kill what outlives `timeout`."""
+        running = [process for process in self.processes if process.alive()]
+        for process in running:
+            process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            process.stop(max(0.1, deadline - time.monotonic()))
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `condition()` until it is true; raise TimeoutError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def wait_consuming(managers: list[tuple[Process, str]], timeout: float) -> None:
+    """Wait until each manager has logged that it consumes its queue (queue names end in
+    `.<type>.<endpoint>`), or fail naming the first that died or did not."""
+    for process, suffix in managers:
+
+        def consuming(process: Process = process, suffix: str = suffix) -> bool:
+            if not process.alive():
+                raise RuntimeError("%s exited:\n%s" % (process.name, process.log()[-2000:]))
+            return any("consuming " in line and line.endswith(suffix) for line in process.log().splitlines())
+
+        wait_until(consuming, timeout, "%s to consume its queue" % process.name, 0.1)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory (VmRSS) of a process in MB."""
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024.0, 1)
+    return 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes so far, in seconds (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return total / CLOCK_TICKS
+
+
+def pids_named(*names: str) -> list[int]:
+    """Processes whose command name is one of `names` (the broker's and database's servers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in names:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+class CpuMeter:
+    """CPU use of named groups of processes over an interval, in percent of one core."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self._before: dict[str, float] = {}
+        self._started = 0.0
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self._before = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+        self._started = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        """CPU% of each group since `start()`."""
+        wall = max(1e-9, time.monotonic() - self._started)
+        return {
+            name: round(100.0 * (cpu_seconds(pids) - self._before[name]) / wall, 1)
+            for name, pids in self.groups.items()
+        }

@@ -1,0 +1,273 @@
+"""`python -m bench.run [options]` (`make bench`): tasker's benchmark, issue 4.
+
+Resets the bench database and vhost, measures the machine's raw limits (confirmed publishes,
+committed inserts), starts its own bin/api and bin/manager processes of the `bench` run mode
+(config/bench.config.yaml, a handler that returns at once), measures POST throughput and
+latency, end-to-end throughput and fan-out latency, reads their memory from /proc, stops every
+process it started, and prints one table on stdout. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import raw_limits
+from bench.http_client import closed_loop
+from bench.phases import (
+    TaskCounter,
+    end_to_end,
+    fan_out,
+    load_figures,
+    measured_loop,
+    post_body,
+    progress,
+    wait_done,
+    wait_healthy,
+)
+from bench.processes import BIN, ROOT, CpuMeter, ProcessGroup, pids_named, rss_mb, wait_consuming, wait_until
+from bench.report import format_table
+from tasker.config import Config, load_config
+
+MODE = "bench"
+LOG_DIR = ROOT / "var" / "bench" / "log"
+WORKER_ENDPOINTS = ["bench1", "bench2"]
+POST_LEVELS = (1, 16, 64)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: sizes of each phase, phases to skip, where to write JSON."""
+    parser = argparse.ArgumentParser(prog="bench.run", description="Benchmark tasker (issue 4).")
+    parser.add_argument("--tasks", type=int, default=2000, help="end-to-end tasks, each for 2 endpoints")
+    parser.add_argument("--post-requests", type=int, default=1000, help="POSTs per concurrency level")
+    parser.add_argument("--e2e-concurrency", type=int, default=64, help="concurrent POSTs of the end-to-end run")
+    parser.add_argument("--fanout", default="20,50", help="fan-out sizes in endpoints, comma-separated")
+    parser.add_argument("--fanout-tasks", type=int, default=20, help="sequential tasks per fan-out size")
+    parser.add_argument("--skip-fanout", action="store_true", help="no fan-out phase")
+    parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
+    parser.add_argument("--raw-seconds", type=float, default=5.0, help="duration of each raw-limit run")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    args = parser.parse_args(argv)
+    try:
+        args.fanout_sizes = sorted({int(size) for size in args.fanout.split(",") if size.strip()})
+    except ValueError:
+        parser.error("--fanout takes sizes like 20,50")
+    if any(size < 1 or size > 999 for size in args.fanout_sizes):
+        parser.error("--fanout sizes must be 1 to 999")
+    return args
+
+
+def reset(env: dict[str, str]) -> None:
+    """Drop and recreate the bench database tables and vhost."""
+    progress("resetting the bench database and vhost")
+    done = subprocess.run(
+        [str(BIN / "initialize"), "--mode", MODE, "-d", "-r", "--reset"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError("bin/initialize failed:\n%s%s" % (done.stdout, done.stderr))
+
+
+def measure_raw(config: Config, seconds: float) -> dict[str, float]:
+    """The machine's raw limits over 8 connections each."""
+    progress("raw limit: confirmed persistent publishes, 8 connections, %.0f s", seconds)
+    publishes = raw_limits.confirmed_publishes(config.manager.message_queue, 8, seconds)
+    progress("  %.0f publishes/s", publishes)
+    progress("raw limit: committed single-row inserts, 8 connections, %.0f s", seconds)
+    inserts = raw_limits.committed_inserts(config.manager.db.uri, 8, seconds)
+    progress("  %.0f inserts/s", inserts)
+    return {"publishes_per_s": round(publishes, 1), "inserts_per_s": round(inserts, 1)}
+
+
+def free_port() -> int:
+    """A port nobody listens on now (from the kernel's ephemeral range)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def client_ceiling(group: ProcessGroup, requests: int) -> dict[str, Any]:
+    """What the HTTP client does at concurrency 64 against a server that answers `{}` at once."""
+    port = free_port()
+    server = group.start("trivial-server", [sys.executable, "-m", "bench.trivial_server", str(port)])
+    try:
+        wait_until(lambda: server.has_logged("ready") or not server.alive(), 30, "the trivial server")
+        meter = CpuMeter({"client": [os.getpid()], "server": [server.pid]})
+        meter.start()
+        result = asyncio.run(closed_loop(port, 64, requests, lambda n: ("GET", "/", None), (200,)))
+        return load_figures(result, meter.stop())
+    finally:
+        server.stop()
+
+
+async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Namespace, results: dict) -> None:
+    """Start API and managers, then POST, end-to-end and fan-out phases, and memory."""
+    port = config.api.port
+    progress("starting bin/api on port %d and %d worker managers", port, len(WORKER_ENDPOINTS))
+    api = group.api(port)
+    workers = [group.manager("worker", endpoint) for endpoint in WORKER_ENDPOINTS]
+    await wait_healthy(port, api.alive)
+    consuming = [(worker, ".worker." + endpoint) for worker, endpoint in zip(workers, WORKER_ENDPOINTS, strict=True)]
+    await asyncio.to_thread(wait_consuming, consuming, 120)
+    memory = results["memory_mb"] = {"api": {"idle": rss_mb(api.pid)}, "manager": {"idle": rss_mb(workers[0].pid)}}
+    meter = CpuMeter(
+        {
+            "api": [api.pid],
+            "managers": [worker.pid for worker in workers],
+            "mariadb": pids_named("mariadbd", "mysqld"),
+            "rabbitmq": pids_named("beam.smp"),
+            "client": [os.getpid()],
+        }
+    )
+    meter.start()
+    await asyncio.sleep(2.0)
+    results["idle"] = {"cpu_percent": meter.stop()}
+    progress("idle for 2 s: cpu%% %s", results["idle"]["cpu_percent"])
+    progress("API alone: GET of an unknown path (404, no database) at c=64")
+    results["api_ceiling"] = await measured_loop(
+        port, 64, max(5000, args.post_requests), lambda n: ("GET", "/nothing-here", None), (404,), meter
+    )
+    results["post"] = {}
+    for level in POST_LEVELS:
+        progress("POST at concurrency %d: %d requests", level, args.post_requests)
+
+        def make_request(number: int, level: int = level) -> tuple[str, str, Any]:
+            identifier = "post-c%d-%06d" % (level, number)
+            return "POST", "/worker", post_body(identifier, WORKER_ENDPOINTS, number)
+
+        figures = await measured_loop(port, level, args.post_requests, make_request, (201,), meter)
+        results["post"][str(level)] = figures
+        progress(
+            "  %.0f tasks/s, p50 %.1f ms, p99 %.1f ms, cpu%% %s",
+            figures["rate"],
+            figures["p50_ms"],
+            figures["p99_ms"],
+            figures["cpu_percent"],
+        )
+    counter = TaskCounter(config.manager.db.uri)
+    try:
+        progress("waiting until the managers have done every POSTed task")
+        drain_started = time.perf_counter()
+        await wait_done(counter, "post-", len(POST_LEVELS) * args.post_requests, timeout=600)
+        results["post_drain_seconds"] = round(time.perf_counter() - drain_started, 2)
+        progress("end to end: %d tasks x %d endpoints at c=%d", args.tasks, len(WORKER_ENDPOINTS), args.e2e_concurrency)
+        figures = await end_to_end(port, counter, args.tasks, WORKER_ENDPOINTS, args.e2e_concurrency, meter)
+        results["end_to_end"] = figures
+        progress(
+            "  %.0f tasks/s (%.1f s; POSTs took %.1f s)", figures["rate"], figures["seconds"], figures["post_seconds"]
+        )
+    finally:
+        counter.close()
+    if not args.skip_fanout:
+        results["fanout"] = await fan_out_phase(group, port, args.fanout_sizes, args.fanout_tasks)
+    memory["api"]["after"] = rss_mb(api.pid)
+    memory["manager"]["after"] = rss_mb(workers[0].pid)
+
+
+async def fan_out_phase(group: ProcessGroup, port: int, sizes: list[int], tasks: int) -> dict[str, Any]:
+    """For each size (smallest first, so no more queues are bound than the task names), start
+    the managers still missing in parallel, wait until all consume, then time `tasks` tasks."""
+    figures: dict[str, Any] = {}
+    endpoints: list[str] = []
+    for size in sizes:
+        new = ["fan%03d" % number for number in range(len(endpoints) + 1, size + 1)]
+        progress("fan-out to %d endpoints: starting %d more managers", size, len(new))
+        managers = [(group.manager("fanout", endpoint), ".fanout." + endpoint) for endpoint in new]
+        await asyncio.to_thread(wait_consuming, managers, 300)
+        endpoints += new
+        figures[str(size)] = await fan_out(port, endpoints, tasks)
+        progress("  p50 %.0f ms, p99 %.0f ms", figures[str(size)]["p50_ms"], figures[str(size)]["p99_ms"])
+    return figures
+
+
+def notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """What a reader needs to read the table right."""
+    found = [
+        "cpu%% is of one core (this machine has %d); mgr sums both worker managers, db/mq are the"
+        " whole servers (other users' load included), cli is this process" % os.cpu_count(),
+        "raw limits: 8 processes, one connection each, one publish (waiting for its confirm) or one"
+        " insert+commit in flight per connection, %.0f s each; /raw = tasker figure / raw limit" % args.raw_seconds,
+    ]
+    if "end_to_end" in results:
+        e2e = results["end_to_end"]
+        found.append(
+            "end to end: POSTs at c=%d took %.1f s of the %.1f s; the POST phase's %d tasks were drained"
+            " %.1f s after its last POST"
+            % (
+                args.e2e_concurrency,
+                e2e["post_seconds"],
+                e2e["seconds"],
+                3 * args.post_requests,
+                results.get("post_drain_seconds", 0),
+            )
+        )
+    if "client_ceiling" in results:
+        cpu = results["client_ceiling"]["cpu_percent"]
+        found.append(
+            "HTTP client alone: client cpu %.0f%%, trivial server (another process) cpu %.0f%%"
+            % (cpu["client"], cpu["server"])
+        )
+    ceiling = results.get("client_ceiling", {}).get("rate", 0)
+    post64 = results.get("post", {}).get("64", {}).get("rate", 0)
+    if ceiling and post64 > 0.5 * ceiling:
+        found.append(
+            "POST c=64 reached over half the client's own ceiling (%.0f req/s): the client may limit it" % ceiling
+        )
+    failures = sum(f.get("failures", 0) for f in results.get("post", {}).values())
+    if failures:
+        found.append("%d POSTs got an unexpected answer (see the progress lines)" % failures)
+    found.append("took %.0f s in all" % results.get("duration_s", 0))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every phase, stop every process, print the table."""
+    args = parse_args(argv)
+    config = load_config(MODE)
+    env = dict(os.environ, TASKER_MODE=MODE, PYTHONUNBUFFERED="1")
+    # A Ctrl-C (even when started where SIGINT was ignored) or a SIGTERM still stops what we started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
+    started = time.monotonic()
+    results: dict[str, Any] = {"options": {k: v for k, v in vars(args).items() if k != "json"}}
+    group = ProcessGroup(LOG_DIR, env)
+    try:
+        reset(env)
+        if not args.skip_raw:
+            results["raw"] = measure_raw(config, args.raw_seconds)
+        progress("HTTP client alone against a trivial server, c=64")
+        results["client_ceiling"] = client_ceiling(group, max(10000, args.post_requests))
+        asyncio.run(tasker_phases(group, config, args, results))
+    except KeyboardInterrupt:
+        progress("interrupted: stopping every process the bench started")
+        return 130
+    finally:
+        group.stop_all()
+        progress("stopped the bench's processes (logs in %s)", LOG_DIR.relative_to(ROOT))
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    results["notes"] = notes(results, args)
+    print(format_table(results), end="")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
