@@ -49,6 +49,14 @@ class Process:
             self.popen.wait()
         self._log.close()
 
+    def pause(self) -> None:
+        """Stop the process where it is (SIGSTOP); its connections stay open."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process go on (SIGCONT)."""
+        os.kill(self.pid, signal.SIGCONT)
+
     def has_logged(self, text: str) -> bool:
         """Whether a line of its log contains `text`."""
         return text in self.log()

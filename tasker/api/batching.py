@@ -1,8 +1,9 @@
 """Store what concurrent requests ask for together: one transaction for many under load.
 
-While a batch is being stored, new calls wait in line; when it is done, everything in line
-goes in the next batch. With no load a call is stored at once, alone; under load the
-batches grow by themselves, and the database commits once per batch instead of per request.
+While `in_flight` batches are being stored, new calls wait in line; when one is done,
+everything in line goes in the next batch. With no load a call is stored at once, alone;
+under load the batches grow by themselves, and the database commits once per batch instead
+of once per request.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ class Batcher(Generic[Item]):
         store: Callable[[list[Item]], list[Any] | None],
         run_blocking: Callable[..., Awaitable[Any]],
         max_size: int = 200,
+        in_flight: int = 2,
     ) -> None:
         self.store = store
         self.run_blocking = run_blocking
         self.max_size = max_size
+        self.in_flight = in_flight
         self._waiting: list[tuple[Item, asyncio.Future]] = []
-        self._draining = False
+        self._draining = 0
 
     async def submit(self, item: Item) -> Any:
         """Store `item` with whatever else is waiting; return its result (or raise its error).
@@ -36,8 +39,8 @@ class Batcher(Generic[Item]):
         """
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if not self._draining:
-            self._draining = True
+        if self._draining < self.in_flight:
+            self._draining += 1
             asyncio.ensure_future(self._drain())
         return await future
 
@@ -57,4 +60,4 @@ class Batcher(Generic[Item]):
                     else:
                         future.set_result(result)
         finally:
-            self._draining = False
+            self._draining -= 1

@@ -151,7 +151,7 @@ class TaskCollectionHandler(JsonHandler):
             log.warning("task %s (%s) accepted, not confirmed sent: %s", task["identifier"], task["type"], exc)
             self.answer(202, dict(task, status=TaskStatus.CREATED.value))
             return
-        log.info("task %s (%s) sent to %s", task["identifier"], task["type"], ", ".join(task["endpoints"]))
+        log.debug("task %s (%s) sent to %s", task["identifier"], task["type"], ", ".join(task["endpoints"]))
         self.answer(201, task)
 
 

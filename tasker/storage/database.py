@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,22 +37,20 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session in a transaction, committed on success.
+        """An ORM session in a transaction, committed on success.
 
         Database errors leave as tasker's: StorageUnavailable (try again later), DuplicateRow,
         or StorageError (the statement will never work).
         """
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except IntegrityError as exc:
-            raise DuplicateRow(_reason(exc)) from exc
-        except DBAPIError as exc:
-            if _code(exc) in _LOCK_CONFLICTS:
-                raise LockConflict("database lock conflict: %s" % _reason(exc)) from exc
-            if _is_transient(exc):
-                raise StorageUnavailable("database unavailable: %s" % _reason(exc)) from exc
-            raise StorageError("the database refused it: %s" % _reason(exc)) from exc
+        with _translated_errors(), self._sessions.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A plain connection in a transaction, for the hot paths where the ORM costs too much;
+        errors translated as by `transaction()`."""
+        with _translated_errors(), self.engine.begin() as connection:
+            yield connection
 
     def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers."""
@@ -80,6 +78,20 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        raise DuplicateRow(_reason(exc)) from exc
+    except DBAPIError as exc:
+        if _code(exc) in _LOCK_CONFLICTS:
+            raise LockConflict("database lock conflict: %s" % _reason(exc)) from exc
+        if _is_transient(exc):
+            raise StorageUnavailable("database unavailable: %s" % _reason(exc)) from exc
+        raise StorageError("the database refused it: %s" % _reason(exc)) from exc
 
 
 def open_database(config: DbConfig, threads: int = 1) -> Database:

@@ -63,17 +63,32 @@ class Task(Base):
 
     def to_dict(self) -> dict[str, Any]:
         """The task as the API shows it."""
-        return {
-            "id": self.id,
-            "identifier": self.identifier,
-            "type": self.type,
-            "payload": json.loads(self.payload),
-            "endpoints": self.endpoint_list(),
-            "status": self.status,
-            "start_time": format_time(self.start_time),
-            "last_modified_time": format_time(self.last_modified_time),
-            "deadline": format_time(self.deadline),
-        }
+        return task_view(_Attributes(self))
+
+
+class _Attributes:
+    """An object's attributes read as a mapping (loading any that are not loaded yet)."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self.obj, name)
+
+
+def task_view(row: Any) -> dict[str, Any]:
+    """A task as the API shows it, from a mapping of its column values."""
+    return {
+        "id": row["id"],
+        "identifier": row["identifier"],
+        "type": row["type"],
+        "payload": json.loads(row["payload"]),
+        "endpoints": json.loads(row["endpoints"]),
+        "status": row["status"],
+        "start_time": format_time(row["start_time"]),
+        "last_modified_time": format_time(row["last_modified_time"]),
+        "deadline": format_time(row["deadline"]),
+    }
 
 
 class TaskResponse(Base):

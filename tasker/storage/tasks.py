@@ -8,14 +8,15 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from tasker.clock import utcnow
 from tasker.errors import DuplicateRow, InvalidTask, TaskConflict, TaskerError, TaskNotFound
 from tasker.status import TaskStatus
 from tasker.storage.database import Database, retry_conflicts
-from tasker.storage.models import EndpointRegistration, Task, TaskResponse
+from tasker.storage.models import EndpointRegistration, Task, TaskResponse, task_view
 
 log = logging.getLogger(__name__)
 # How long an API process holds a task it is publishing: above the publisher's confirm timeout,
@@ -58,6 +59,15 @@ class TaskStore:
     @retry_conflicts
     def create_many(self, news: list[NewTask], timeout: int) -> list[Created | TaskerError]:
         """Create many tasks in one transaction; for each, what `create` returns or raises."""
+        keys = {(new.type, new.identifier) for new in news}
+        if len(keys) == len(news):
+            try:  # the usual case, all of them new: one INSERT for the lot
+                with self.database.connection() as connection:
+                    inserted = self._insert_new(connection, news, timeout)
+                if inserted is not None:
+                    return inserted
+            except DuplicateRow:
+                pass  # a retry or a clash among them: look at each
         try:
             with self.database.transaction() as session:
                 return self._create_batch(session, news, timeout)
@@ -66,6 +76,22 @@ class TaskStore:
                 with self.database.transaction() as session:
                     return self._create_batch(session, news, timeout)
             return [self.create_many([new], timeout)[0] for new in news]
+
+    def _insert_new(self, connection: Connection, news: list[NewTask], timeout: int) -> list[Created] | None:
+        """Insert tasks none of which exists; None when one has nobody to go to."""
+        registered: dict[str, list[str]] = {}
+        now = utcnow()
+        rows = []
+        for new in news:
+            if new.endpoints is None and new.type not in registered:
+                registered[new.type] = self._registered(connection, new.type)
+            endpoints = new.endpoints or registered[new.type]
+            if not endpoints:
+                return None
+            rows.append(self._new_values(new, json.dumps(new.payload, sort_keys=True), endpoints, timeout, now))
+        table = Task.__table__
+        ids = connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
+        return [Created(task_view(dict(row, id=task_id)), True) for row, task_id in zip(rows, ids, strict=True)]
 
     def _create_batch(self, session: Session, news: list[NewTask], timeout: int) -> list[Created | TaskerError]:
         keys = {(new.type, new.identifier) for new in news}
@@ -96,25 +122,30 @@ class TaskStore:
         return [o if isinstance(o, TaskerError) else Created(o[0].to_dict(), o[1]) for o in outcomes]
 
     def _new_row(self, new: NewTask, payload: str, endpoints: list[str], timeout: int, now: dt.datetime) -> Task:
-        return Task(
-            identifier=new.identifier,
-            type=new.type,
-            payload=payload,
-            endpoints=json.dumps(endpoints),
-            status=TaskStatus.CREATED.value,
-            start_time=now,
-            last_modified_time=now,
-            deadline=now + dt.timedelta(seconds=timeout),
-            receipt_checked=False,
-            claim_until=now + dt.timedelta(seconds=self.claim_seconds),
-        )
+        return Task(**self._new_values(new, payload, endpoints, timeout, now))
 
-    def _registered(self, session: Session, task_type: str) -> list[str]:
-        rows = session.scalars(
+    def _new_values(
+        self, new: NewTask, payload: str, endpoints: list[str], timeout: int, now: dt.datetime
+    ) -> dict[str, Any]:
+        return {
+            "identifier": new.identifier,
+            "type": new.type,
+            "payload": payload,
+            "endpoints": json.dumps(endpoints),
+            "status": TaskStatus.CREATED.value,
+            "start_time": now,
+            "last_modified_time": now,
+            "deadline": now + dt.timedelta(seconds=timeout),
+            "receipt_checked": False,
+            "claim_until": now + dt.timedelta(seconds=self.claim_seconds),
+        }
+
+    def _registered(self, session: Session | Connection, task_type: str) -> list[str]:
+        rows = session.execute(
             select(EndpointRegistration.endpoint)
             .where(EndpointRegistration.type == task_type)
             .order_by(EndpointRegistration.endpoint)
-        )
+        ).scalars()
         return list(rows)
 
     def get(self, task_type: str, identifier: str) -> dict[str, Any]:
@@ -135,8 +166,8 @@ class TaskStore:
     @retry_conflicts
     def mark_sent(self, task_ids: list[int]) -> None:
         """Record that the broker confirmed these tasks (those still CREATED become SENT)."""
-        with self.database.transaction() as session:
-            session.execute(
+        with self.database.connection() as connection:
+            connection.execute(
                 update(Task)
                 .where(Task.id.in_(task_ids), Task.status == TaskStatus.CREATED.value)
                 .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=utcnow())
