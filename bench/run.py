@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run", description="Benchmark tasker (issue 4).")
     parser.add_argument("--tasks", type=int, default=2000, help="end-to-end tasks, each for 2 endpoints")
     parser.add_argument("--post-requests", type=int, default=1000, help="POSTs per concurrency level")
+    parser.add_argument(
+        "--managers-working", action="store_true", help="keep the managers working during the POST rows (not paused)"
+    )
     parser.add_argument("--e2e-concurrency", type=int, default=64, help="concurrent POSTs of the end-to-end run")
     parser.add_argument("--fanout", default="20,50", help="fan-out sizes in endpoints, comma-separated")
     parser.add_argument("--fanout-tasks", type=int, default=20, help="sequential tasks per fan-out size")
@@ -144,7 +147,8 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
     # The managers share this machine's two cores with the API: paused, the POST figures are
     # the API's own (with managers on other hosts, as in production); the tasks wait in their
     # queues and are drained after. The end-to-end run measures everything working at once.
-    for worker in workers:
+    paused = [] if args.managers_working else workers
+    for worker in paused:
         worker.pause()
     try:
         for level in POST_LEVELS:
@@ -164,7 +168,7 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
                 figures["cpu_percent"],
             )
     finally:
-        for worker in workers:
+        for worker in paused:
             worker.resume()
     counter = TaskCounter(config.manager.db.uri)
     try:
@@ -209,9 +213,15 @@ def notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
         " whole servers (other users' load included), cli is this process" % os.cpu_count(),
         "raw limits: 8 processes, one connection each, one publish (waiting for its confirm) or one"
         " insert+commit in flight per connection, %.0f s each; /raw = tasker figure / raw limit" % args.raw_seconds,
-        "POST rows: the managers are paused (SIGSTOP) while the API is measured, as if they ran on other hosts;"
-        " their tasks wait in the queues and are drained afterwards. The end-to-end row has all of it working",
     ]
+    if args.managers_working:
+        found.append("POST rows: the managers were working on the same cores while the API was measured")
+    else:
+        found.append(
+            "POST rows: the managers are paused (SIGSTOP) while the API is measured, as if they ran on other"
+            " hosts; their tasks wait in the queues and are drained afterwards. The end-to-end row has all of it"
+            " working (--managers-working: POST rows with the managers working too)"
+        )
     if "end_to_end" in results:
         e2e = results["end_to_end"]
         found.append(

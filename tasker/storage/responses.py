@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 
 from tasker.clock import utcnow
 from tasker.errors import DuplicateRow
@@ -77,38 +77,52 @@ class ResponseStore:
         the deadline was checked, or the task is stale.
         """
         now = utcnow()
-        with self.database.transaction() as session:
-            query = select(Task).where(Task.id.in_(set(task_ids))).order_by(Task.id)
-            if self.database.locks_rows:
-                query = query.with_for_update()
-            tasks = {task.id: task for task in session.scalars(query)}
-            responses = {
-                response.task_id: response
-                for response in session.scalars(
-                    select(TaskResponse).where(
-                        TaskResponse.task_id.in_(set(task_ids)), TaskResponse.endpoint == endpoint
+        ids = set(task_ids)
+        with self.database.connection() as connection:
+            tasks = {
+                row.id: row
+                for row in connection.execute(self._locked(TASK.c.deadline, TASK.c.receipt_checked, ids=ids))
+            }
+            known = {
+                row.task_id: [row.status, row.attempts]
+                for row in connection.execute(
+                    select(RESPONSE.c.task_id, RESPONSE.c.status, RESPONSE.c.attempts).where(
+                        RESPONSE.c.task_id.in_(ids), RESPONSE.c.endpoint == endpoint
                     )
                 )
             }
-            decisions = []
+            decisions, new_rows, counted = [], [], set()
             for task_id, counts in zip(task_ids, again or [True] * len(task_ids), strict=True):
-                task, response = tasks.get(task_id), responses.get(task_id)
+                task, response = tasks.get(task_id), known.get(task_id)
                 if task is None:
                     decisions.append((Receipt.UNKNOWN, 0))
                 elif response is None and (task.receipt_checked or now > task.deadline):
                     decisions.append((Receipt.STALE, 0))
                 elif response is None:
-                    responses[task_id] = response = _new_response(task_id, endpoint, now)
-                    session.add(response)
+                    known[task_id] = [ResponseStatus.CREATED.value, 1]
+                    new_rows.append(_new_response_values(task_id, endpoint, now))
                     decisions.append((Receipt.RUN, 1))
-                elif response.status == ResponseStatus.FINISHED.value:
-                    decisions.append((Receipt.FINISHED, response.attempts))
+                elif response[0] == ResponseStatus.FINISHED.value:
+                    decisions.append((Receipt.FINISHED, response[1]))
                 else:
                     if counts:
-                        response.attempts += 1
-                        response.last_modified_time = now
-                    decisions.append((Receipt.RUN, response.attempts))
+                        response[1] += 1
+                        counted.add(task_id)
+                    decisions.append((Receipt.RUN, response[1]))
+            if new_rows:
+                connection.execute(insert(RESPONSE), new_rows)
+            for task_id in counted:
+                connection.execute(
+                    update(RESPONSE)
+                    .where(RESPONSE.c.task_id == task_id, RESPONSE.c.endpoint == endpoint)
+                    .values(attempts=known[task_id][1], last_modified_time=now)
+                )
             return decisions
+
+    def _locked(self, *columns: Any, ids: set[int]) -> Any:
+        """Select tasks by id with their rows locked, in id order (so two lockers never deadlock)."""
+        query = select(TASK.c.id, *columns).where(TASK.c.id.in_(ids)).order_by(TASK.c.id)
+        return query.with_for_update() if self.database.locks_rows else query
 
     def record_result(self, task_id: int, endpoint: str, errnr: int, errmsg: str | None, payload: Any) -> str:
         """Record one result; see `record_results`."""
@@ -124,54 +138,77 @@ class ResponseStore:
         """
         now = utcnow()
         task_ids = {result.task_id for result in results}
-        with self.database.transaction() as session:
-            query = select(Task).where(Task.id.in_(task_ids)).order_by(Task.id)
-            if self.database.locks_rows:
-                query = query.with_for_update()
-            tasks = {task.id: task for task in session.scalars(query)}
-            responses = {
-                response.task_id: response
-                for response in session.scalars(
-                    select(TaskResponse).where(TaskResponse.task_id.in_(task_ids), TaskResponse.endpoint == endpoint)
-                )
+        with self.database.connection() as connection:
+            tasks = {
+                row.id: row for row in connection.execute(self._locked(TASK.c.endpoints, TASK.c.status, ids=task_ids))
             }
-            for result in results:
-                response = responses.get(result.task_id)
-                if response is None:
-                    responses[result.task_id] = response = _new_response(result.task_id, endpoint, now)
-                    session.add(response)
-                response.status = ResponseStatus.FINISHED.value
-                response.errnr = result.errnr
-                response.errmsg = result.errmsg
-                response.payload = json.dumps(result.payload)
-                response.last_modified_time = now
-            session.flush()
+            have = set(
+                connection.execute(
+                    select(RESPONSE.c.task_id).where(RESPONSE.c.task_id.in_(task_ids), RESPONSE.c.endpoint == endpoint)
+                ).scalars()
+            )
+            missing = [_new_response_values(r.task_id, endpoint, now) for r in results if r.task_id not in have]
+            if missing:  # a receipt that was never recorded: the result still is
+                connection.execute(insert(RESPONSE), missing)
+            connection.execute(
+                update(RESPONSE)
+                .where(RESPONSE.c.task_id == bindparam("b_task_id"), RESPONSE.c.endpoint == endpoint)
+                .values(
+                    status=ResponseStatus.FINISHED.value,
+                    errnr=bindparam("b_errnr"),
+                    errmsg=bindparam("b_errmsg"),
+                    payload=bindparam("b_payload"),
+                    last_modified_time=now,
+                ),
+                [
+                    {
+                        "b_task_id": r.task_id,
+                        "b_errnr": r.errnr,
+                        "b_errmsg": r.errmsg,
+                        "b_payload": json.dumps(r.payload),
+                    }
+                    for r in results
+                ],
+            )
             finished = dict(
-                session.execute(
-                    select(TaskResponse.task_id, func.count())
-                    .where(TaskResponse.task_id.in_(task_ids), TaskResponse.status == ResponseStatus.FINISHED.value)
-                    .group_by(TaskResponse.task_id)
+                connection.execute(
+                    select(RESPONSE.c.task_id, func.count())
+                    .where(RESPONSE.c.task_id.in_(task_ids), RESPONSE.c.status == ResponseStatus.FINISHED.value)
+                    .group_by(RESPONSE.c.task_id)
                 ).all()
             )
-            for task in tasks.values():
-                if finished.get(task.id) == len(task.endpoint_list()) and task.status in _OPEN:
-                    task.status = TaskStatus.DONE.value
-                    task.receipt_checked = True
-                    task.claim_until = None
-                    task.last_modified_time = now
-            return [tasks[result.task_id].status if result.task_id in tasks else "" for result in results]
+            statuses = {task.id: task.status for task in tasks.values()}
+            done = [
+                task.id
+                for task in tasks.values()
+                if task.status in _OPEN and finished.get(task.id) == len(json.loads(task.endpoints))
+            ]
+            if done:
+                connection.execute(
+                    update(TASK)
+                    .where(TASK.c.id.in_(done))
+                    .values(
+                        status=TaskStatus.DONE.value, receipt_checked=True, claim_until=None, last_modified_time=now
+                    )
+                )
+                statuses.update(dict.fromkeys(done, TaskStatus.DONE.value))
+            return [statuses.get(result.task_id, "") for result in results]
 
 
 _OPEN = (TaskStatus.CREATED.value, TaskStatus.SENT.value)
+TASK = Task.__table__
+RESPONSE = TaskResponse.__table__
 
 
-def _new_response(task_id: int, endpoint: str, now) -> TaskResponse:
-    return TaskResponse(
-        task_id=task_id,
-        endpoint=endpoint,
-        status=ResponseStatus.CREATED.value,
-        errnr=0,
-        attempts=1,
-        start_time=now,
-        last_modified_time=now,
-    )
+def _new_response_values(task_id: int, endpoint: str, now: Any) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "endpoint": endpoint,
+        "status": ResponseStatus.CREATED.value,
+        "errnr": 0,
+        "errmsg": None,
+        "payload": None,
+        "attempts": 1,
+        "start_time": now,
+        "last_modified_time": now,
+    }

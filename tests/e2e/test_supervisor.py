@@ -22,16 +22,16 @@ PROGRAMS = [
 ]
 
 
-@pytest.fixture
-def supervisor(test_config, tmp_path):
-    env = process_env(TASKER_TEST_VAR=str(tmp_path / "var"), TASKER_TEST_API_PORT=str(PORT))
-    process = Process([str(BIN / "supervisord"), "--mode", "test", "--nodaemon"], env, tmp_path / "supervisord.out")
+def run_supervisor(tmp_path, port: int, **env: str):
+    """Start `bin/supervisord --mode test` in the foreground; yield its supervisorctl and var dir."""
+    environ = process_env(TASKER_TEST_VAR=str(tmp_path / "var"), TASKER_TEST_API_PORT=str(port), **env)
+    process = Process([str(BIN / "supervisord"), "--mode", "test", "--nodaemon"], environ, tmp_path / "supervisord.out")
 
     def ctl(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(BIN / "supervisorctl"), "--mode", "test", *args],
             cwd=ROOT,
-            env=env,
+            env=environ,
             capture_output=True,
             text=True,
             timeout=60,
@@ -40,6 +40,17 @@ def supervisor(test_config, tmp_path):
     yield ctl, tmp_path / "var"
     ctl("shutdown")
     assert process.popen.wait(60) == 0
+
+
+@pytest.fixture
+def supervisor(test_config, tmp_path):
+    yield from run_supervisor(tmp_path, PORT)
+
+
+@pytest.fixture
+def slow_supervisor(test_config, tmp_path):
+    """Handlers that take 4 s, so a test can act while one runs."""
+    yield from run_supervisor(tmp_path, PORT + 1, TASKER_TEST_HANDLER_WAIT="4")
 
 
 def statuses(ctl) -> dict[str, tuple[str, int]]:
@@ -79,28 +90,6 @@ def test_supervisor_runs_api_and_managers_and_restarts_a_crashed_manager(supervi
     assert statuses(ctl)["manager-worker-console2"][0] == "STOPPED"
     assert (var / "log" / "manager-worker-console1.log").read_text().count("consuming tasker.worker.console1") >= 2
     assert (var / "log" / "api.log").exists() and (var / "log" / "supervisord.log").exists()
-
-
-@pytest.fixture
-def slow_supervisor(test_config, tmp_path):
-    env = process_env(
-        TASKER_TEST_VAR=str(tmp_path / "var"), TASKER_TEST_API_PORT=str(PORT + 1), TASKER_TEST_HANDLER_WAIT="4"
-    )
-    process = Process([str(BIN / "supervisord"), "--mode", "test", "--nodaemon"], env, tmp_path / "supervisord.out")
-
-    def ctl(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "supervisorctl"), "--mode", "test", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    yield ctl, tmp_path / "var"
-    ctl("shutdown")
-    assert process.popen.wait(60) == 0
 
 
 def test_a_manager_killed_mid_task_is_restarted_by_supervisor_and_performs_it_again(slow_supervisor):
