@@ -49,10 +49,14 @@ class Leases:
             self._held.add(ticket)
         return ticket
 
-    def start(self, ticket: Ticket) -> None:
-        """The handler thread starts running this ticket's task."""
+    def start(self, ticket: Ticket) -> bool:
+        """The handler thread starts running this ticket's task; False if it was renewed just
+        before (its copy comes back, and runs then)."""
         with self._lock:
+            if ticket.delivery is None:
+                return False
             self._running = ticket
+            return True
 
     def settle(self, ticket: Ticket) -> Delivery | None:
         """Let go of a ticket; return the delivery to acknowledge or reject (None if renewed)."""

@@ -61,8 +61,12 @@ class Manager:
         self._work: queue.Queue = queue.Queue()
         self._results: queue.Queue = queue.Queue()
         self._stopping = threading.Event()
-        # Tasks this process finished lately: a redelivery of one is acknowledged, not rerun.
+        # Tasks this process finished and recorded lately: a copy of one is acknowledged, not rerun.
         self._finished: collections.OrderedDict[int, bool] = collections.OrderedDict()
+        # Tasks performed whose result is not stored yet, with copies that came meanwhile: those
+        # are acknowledged only once the result is stored (an ack before would lose the task).
+        self._unrecorded: dict[int, list[Ticket]] = {}
+        self._unrecorded_lock = threading.Lock()
 
     def run(self) -> int:
         """Register, consume until `shutdown()`, and return the exit status (0)."""
@@ -140,7 +144,8 @@ class Manager:
 
     def _receive(self, tickets: list[Ticket]) -> None:
         task_ids = [ticket.message.id for ticket in tickets]
-        again = [not ticket.delivery.renewal for ticket in tickets]
+        # A renewal copy did not run (unless it comes back redelivered: its holder died).
+        again = [not ticket.delivery.renewal or ticket.delivery.redelivered for ticket in tickets]
         decided = self._retry(lambda: self.responses.record_receipts(task_ids, self.endpoint, again), "record receipt")
         if decided is _GAVE_UP:
             return
@@ -174,22 +179,31 @@ class Manager:
                 ticket, attempts = item
                 if self._stopping.is_set() or ticket.delivery is None or not self.consumer.is_current(ticket.delivery):
                     continue  # not started: the broker redelivers it (or its renewal copy comes back)
-                if ticket.message.id in self._finished:
-                    self._acknowledge(ticket)
+                if self._performed_already(ticket):
                     continue
                 self._perform(ticket, attempts)
         finally:
             self._results.put(_STOP)
 
+    def _performed_already(self, ticket: Ticket) -> bool:
+        """A copy of a task this process performed: acknowledge it now, or with the result."""
+        with self._unrecorded_lock:
+            if ticket.message.id in self._unrecorded:
+                self._unrecorded[ticket.message.id].append(ticket)
+                return True
+        if ticket.message.id in self._finished:
+            self._acknowledge(ticket)
+            return True
+        return False
+
     def _perform(self, ticket: Ticket, attempts: int) -> None:
         message = ticket.message
+        if not self.leases.start(ticket):
+            return  # renewed just now: its copy comes back and runs then
         log.info("task %s starting on %s", message.identifier, self.endpoint)
-        self.leases.start(ticket)
         response = self.handler.run(message, self.endpoint, attempts)
-        # Performed: a redelivery from now on is acknowledged once this result is stored.
-        self._finished[message.id] = True
-        while len(self._finished) > REMEMBERED_TASKS:
-            self._finished.popitem(last=False)
+        with self._unrecorded_lock:
+            self._unrecorded[message.id] = []
         self._results.put((ticket, Result(message.id, response.errnr, response.errmsg, response.payload)))
 
     # Result thread ---------------------------------------------------------------------------
@@ -212,10 +226,14 @@ class Manager:
         except StorageError as exc:  # one of them cannot be stored: find which, one by one
             log.error("the database refused a batch of %d results on %s: %s", len(done), self.endpoint, exc)
             statuses = [self._record_alone(ticket, result) for ticket, result in done]
-        except Exception:  # left unacknowledged; the loop must go on
+        except Exception:  # left unacknowledged, to be redelivered and run again; the loop goes on
             log.exception("cannot record %d results on %s", len(done), self.endpoint)
-            return
+            statuses = [None] * len(done)
         for (ticket, result), status in zip(done, statuses, strict=True):
+            if status is None:
+                with self._unrecorded_lock:
+                    self._unrecorded.pop(result.task_id, None)
+                continue
             log.info(
                 "task %s finished on %s: errnr %s, task now %s",
                 ticket.message.identifier,
@@ -223,9 +241,15 @@ class Manager:
                 result.errnr,
                 status,
             )
-            self._acknowledge(ticket)
+            with self._unrecorded_lock:
+                copies = self._unrecorded.pop(result.task_id, [])
+                self._finished[result.task_id] = True
+                while len(self._finished) > REMEMBERED_TASKS:
+                    self._finished.popitem(last=False)
+            for held in [ticket, *copies]:
+                self._acknowledge(held)
 
-    def _record_alone(self, ticket: Ticket, result: Result) -> str:
+    def _record_alone(self, ticket: Ticket, result: Result) -> str | None:
         try:
             return self._record([result])[0]
         except StorageError as exc:
@@ -233,7 +257,11 @@ class Manager:
                 "task %s on %s: the database refused its result: %s", ticket.message.identifier, self.endpoint, exc
             )
             failed = Result(result.task_id, ErrNr.GENERAL_ERROR, "cannot store the handler's result: %s" % exc, None)
-            return self._record([failed])[0]
+            try:
+                return self._record([failed])[0]
+            except StorageError:
+                log.exception("task %s on %s: cannot store even an error", ticket.message.identifier, self.endpoint)
+                return None
 
     def _acknowledge(self, ticket: Ticket) -> None:
         delivery = self.leases.settle(ticket)

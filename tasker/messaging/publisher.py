@@ -50,8 +50,15 @@ class Publisher:
         """Send one task message to the exchange of its type and wait for the broker's confirm.
 
         The queue of each endpoint is declared and bound first, so a task for an endpoint
-        whose manager never ran yet waits for it.
+        whose manager never ran yet waits for it. All of it takes `confirm_timeout` at most
+        (below the outbox's claim on the task), else BrokerUnavailable.
         """
+        try:
+            await asyncio.wait_for(self._publish(task_type, endpoints, body), self.confirm_timeout)
+        except asyncio.TimeoutError as exc:
+            raise BrokerUnavailable("the broker did not confirm within %ss" % self.confirm_timeout) from exc
+
+    async def _publish(self, task_type: str, endpoints: list[str], body: bytes) -> None:
         channel = await self.declare(task_type, endpoints)
         exchange = exchange_name(self.settings.exchange, task_type)
         confirmed = asyncio.get_running_loop().create_future()
@@ -61,10 +68,7 @@ class Publisher:
             channel.basic_publish(exchange, "", body, PERSISTENT)
         except Exception as exc:  # pika raises several types when the channel just closed
             self._fail_pending(BrokerUnavailable("cannot publish: %s" % exc))
-        try:
-            await asyncio.wait_for(asyncio.shield(confirmed), self.confirm_timeout)
-        except asyncio.TimeoutError as exc:
-            raise BrokerUnavailable("the broker did not confirm within %ss" % self.confirm_timeout) from exc
+        await confirmed
 
     async def connect(self) -> None:
         """Open the connection and channel now (they open on first use otherwise)."""

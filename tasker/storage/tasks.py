@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from tasker.clock import utcnow
-from tasker.errors import DuplicateRow, InvalidTask, TaskConflict, TaskerError, TaskNotFound
+from tasker.errors import DuplicateRow, InvalidTask, StorageError, TaskConflict, TaskerError, TaskNotFound
 from tasker.status import TaskStatus
 from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.models import EndpointRegistration, Task, TaskResponse, task_view
@@ -66,8 +66,8 @@ class TaskStore:
                     inserted = self._insert_new(connection, news, timeout)
                 if inserted is not None:
                     return inserted
-            except DuplicateRow:
-                pass  # a retry or a clash among them: look at each
+            except StorageError:
+                pass  # a retry or a clash among them, or one the database refuses: look at each
         try:
             with self.database.transaction() as session:
                 return self._create_batch(session, news, timeout)
@@ -75,7 +75,18 @@ class TaskStore:
             if len(news) == 1:
                 with self.database.transaction() as session:
                     return self._create_batch(session, news, timeout)
-            return [self.create_many([new], timeout)[0] for new in news]
+            return [self._alone(new, timeout) for new in news]
+        except StorageError:
+            if len(news) == 1:
+                raise
+            # One of them cannot be stored (too large for the database, say): it alone fails.
+            return [self._alone(new, timeout) for new in news]
+
+    def _alone(self, new: NewTask, timeout: int) -> Created | TaskerError:
+        try:
+            return self.create_many([new], timeout)[0]
+        except TaskerError as exc:
+            return exc
 
     def _insert_new(self, connection: Connection, news: list[NewTask], timeout: int) -> list[Created] | None:
         """Insert tasks none of which exists; None when one has nobody to go to."""
@@ -90,7 +101,11 @@ class TaskStore:
                 return None
             rows.append(self._new_values(new, json.dumps(new.payload, sort_keys=True), endpoints, timeout, now))
         table = Task.__table__
-        ids = connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
+        if connection.dialect.insert_executemany_returning_sort_by_parameter_order:  # MariaDB, SQLite
+            statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+            ids = connection.execute(statement, rows).scalars()
+        else:  # MySQL has no INSERT ... RETURNING: one statement a row
+            ids = [connection.execute(insert(table).values(row)).inserted_primary_key[0] for row in rows]
         return [Created(task_view(dict(row, id=task_id)), True) for row, task_id in zip(rows, ids, strict=True)]
 
     def _create_batch(self, session: Session, news: list[NewTask], timeout: int) -> list[Created | TaskerError]:

@@ -239,3 +239,21 @@ def test_bin_manager_refuses_a_task_type_that_is_not_configured():
         "manager: error: task type 'os' is not configured in run mode test "
         "(task_types: worker, backup, failing, sleeper)"
     )
+
+
+def test_a_201_task_waits_in_the_queue_of_each_endpoint_whose_manager_is_not_running(api, test_config):
+    settings = test_config.manager.message_queue
+    parameters = pika.ConnectionParameters(
+        settings.host, settings.port, settings.virtual_host, pika.PlainCredentials(settings.username, settings.password)
+    )
+    endpoints = [unique("absent"), unique("absent")]
+    assert api.post("worker", {"identifier": unique("queued"), "endpoints": endpoints}).status == 201
+    connection = pika.BlockingConnection(parameters)
+    try:
+        channel = connection.channel()
+        for endpoint in endpoints:
+            declared = channel.queue_declare("tasker.worker.%s" % endpoint, passive=True)
+            assert declared.method.message_count == 1, endpoint
+            channel.queue_delete("tasker.worker.%s" % endpoint)
+    finally:
+        connection.close()

@@ -181,3 +181,23 @@ def test_many_tasks_are_created_in_one_call_each_with_its_own_outcome(db):
     assert isinstance(results[2], TaskConflict)
     assert results[3].created and not results[4].created and results[3].task["id"] == results[4].task["id"]
     assert isinstance(results[5], InvalidTask)
+
+
+def test_a_batch_of_new_tasks_is_inserted_in_one_go_with_ids_in_order(db):
+    tasks = TaskStore(db)
+    news = [new(identifier=unique("fast"), payload={"n": n}) for n in range(50)]
+    results = tasks.create_many(news, 30)
+    assert all(r.created for r in results)
+    assert [r.task["identifier"] for r in results] == [n.identifier for n in news]
+    ids = [r.task["id"] for r in results]
+    assert len(set(ids)) == 50
+    for result in results[::7]:
+        assert tasks.get("worker", result.task["identifier"])["task"]["id"] == result.task["id"]
+
+
+def test_a_task_the_database_refuses_fails_alone_in_its_batch(database):
+    tasks = TaskStore(database)
+    fine, huge = new(identifier=unique("fine")), NewTask("worker", unique("huge"), "x" * 70_000, ["e" * 50] * 1400)
+    results = tasks.create_many([fine, huge], 30)
+    assert results[0].created
+    assert isinstance(results[1], StorageError)
