@@ -42,7 +42,7 @@ def unacknowledged(vhost: str, queue: str) -> int:
 
 def test_a_manager_works_through_a_backlog_of_10000_tasks_with_bounded_memory(fresh_cluster, database, test_config):
     endpoint = unique("backlog")
-    _, api = fresh_cluster.api(18930, env={"TASKER_TEST_TIMEOUT": "1800"})
+    _, api = fresh_cluster.api(18930, env={"TASKER_TEST_TIMEOUT": "300"})
     prefix = unique("b")
 
     def post(number: int) -> int:
