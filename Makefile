@@ -51,7 +51,7 @@ unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check tasker tests
+	$(VENV)/bin/ruff check tasker tests bench
 
 ## bench: tasker's benchmark (issue 4): its own API and managers, one table; BENCH_ARGS=--help.
 bench: $(VENV)/.installed
