@@ -63,6 +63,25 @@ def test_sigterm_finishes_and_records_the_task_in_hand_then_exits_0(fresh_cluste
     assert body["taskResponseList"][0]["status"] == 1 and body["taskResponseList"][0]["attempts"] == 1
 
 
+def test_tasks_a_stopped_manager_held_but_had_not_started_go_back_to_the_queue(fresh_cluster):
+    manager = fresh_cluster.manager("held-1", env={"TASKER_TEST_HANDLER_WAIT": "2"})
+    _, api = fresh_cluster.api(18886)
+    running, waiting = unique("running"), unique("waiting")
+    for identifier in (running, waiting):
+        api.post("worker", {"identifier": identifier, "endpoints": ["held-1"]})
+    manager.wait_log("task %s starting on held-1" % running)
+    manager.wait_log("task %s received on held-1" % waiting)
+    manager.signal(signal.SIGTERM)
+    assert manager.popen.wait(20) == 0
+    assert api.get("worker", running).json["task"]["status"] == "DONE"
+    (held,) = api.get("worker", waiting).json["taskResponseList"]
+    assert held["status"] == 0, "received, not started"
+
+    fresh_cluster.manager("held-1", env={"TASKER_TEST_HANDLER_WAIT": "0.1"})
+    (response,) = api.wait_status("worker", waiting, ("DONE",), timeout=30)["taskResponseList"]
+    assert response["status"] == 1
+
+
 def test_a_manager_killed_mid_task_performs_it_again_when_back(fresh_cluster):
     manager = fresh_cluster.manager("killed-1", env={"TASKER_TEST_HANDLER_WAIT": "30"})
     _, api = fresh_cluster.api(18885)

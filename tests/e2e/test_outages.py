@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 
 import pytest
+from sqlalchemy import update
 
+from tasker.clock import utcnow
+from tasker.storage import TaskStore
+from tasker.storage.models import Task
+from tasker.storage.tasks import NewTask
 from tests.helpers import TcpProxy, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -96,3 +102,17 @@ def test_a_manager_that_cannot_record_a_result_waits_for_the_database_and_record
     database.start()
     (response,) = api.wait_status("worker", identifier, ("DONE",), timeout=30)["taskResponseList"]
     assert response["attempts"] == 1 and response["status"] == 1
+
+
+def test_a_task_stored_by_an_api_that_died_before_publishing_is_sent_by_another_api(fresh_cluster, database):
+    fresh_cluster.manager("orphan-1")
+    identifier = unique("orphan")
+    stored = TaskStore(database).create(NewTask("worker", identifier, {"x": 1}, ["orphan-1"]), 30).task
+    with database.transaction() as session:  # its API died holding the claim, which has run out
+        session.execute(
+            update(Task).where(Task.id == stored["id"]).values(claim_until=utcnow() - dt.timedelta(seconds=1))
+        )
+
+    _, api = fresh_cluster.api(18896)
+    (response,) = api.wait_status("worker", identifier, ("DONE",), timeout=20)["taskResponseList"]
+    assert response["attempts"] == 1
