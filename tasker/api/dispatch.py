@@ -45,7 +45,7 @@ class Dispatcher:
         return await self._creating.submit(new)
 
     async def send(self, task: dict[str, Any]) -> str:
-        """Publish a claimed CREATED task and record that it is SENT; return its status then.
+        """Publish a claimed CREATED task and record that it is SENT; return that status.
 
         If the broker is unavailable the claim is released and the outbox sends it later.
         """

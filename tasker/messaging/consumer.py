@@ -70,7 +70,6 @@ class Consumer:
         self._consuming_wanted = True
         self._backoff = 0.0
         self._wake = threading.Event()
-        self.on_consuming: Callable[[], None] = lambda: None
 
     # The loop ------------------------------------------------------------------------------
 
@@ -137,11 +136,18 @@ class Consumer:
 
     # Callbacks on the connection thread ------------------------------------------------------
 
-    def _settle(self, delivery: Delivery, settle: Callable) -> None:
+    def _channel_of(self, delivery: Delivery):
+        """The channel a delivery came on, if it is still open (else the broker requeued it)."""
         if delivery.generation != self._generation or self._channel is None or not self._channel.is_open:
+            return None
+        return self._channel
+
+    def _settle(self, delivery: Delivery, settle: Callable) -> None:
+        channel = self._channel_of(delivery)
+        if channel is None:
             log.info("not settling delivery %s of a closed channel; it will be redelivered", delivery.tag)
             return
-        settle(self._channel)
+        settle(channel)
 
     def _cancel(self) -> None:
         if self._channel is not None and self._channel.is_open and self._consumer_tag:
@@ -211,7 +217,6 @@ class Consumer:
         self._consumer_tag = self._channel.basic_consume(self.queue, self._on_message)
         self._backoff = 0.0
         log.info("consuming %s", self.queue)
-        self.on_consuming()
 
     def _on_channel_closed(self, channel, reason) -> None:
         log.warning("RabbitMQ channel closed: %s", reason)
@@ -225,9 +230,10 @@ class Consumer:
         self._on_delivery(delivery)
 
     def _renew(self, delivery: Delivery) -> None:
-        if delivery.generation != self._generation or self._channel is None or not self._channel.is_open:
+        channel = self._channel_of(delivery)
+        if channel is None:
             return  # that delivery went back to the queue with its channel
-        self._channel.basic_publish("", self.queue, delivery.body, RENEWAL)
+        channel.basic_publish("", self.queue, delivery.body, RENEWAL)
         self._renewing[self._publish_tag] = delivery
         self._publish_tag += 1
 
