@@ -73,9 +73,15 @@ def write_conf(config: Config, bin_dir: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     config.path(config.supervisor.log_dir).mkdir(parents=True, exist_ok=True)
     path = run_dir / ("supervisord-%s.conf" % config.mode)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    text = render(config, bin_dir)
+    if path.exists() and path.read_text() == text:
+        return path
+    # Written aside and renamed over: a supervisord reading it never sees half a file.
+    partial = path.with_name("%s.%d.tmp" % (path.name, os.getpid()))
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as conf:
-        conf.write(render(config, bin_dir))
+        conf.write(text)
+    os.replace(partial, path)
     return path
 
 

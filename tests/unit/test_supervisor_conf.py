@@ -46,3 +46,19 @@ def test_without_a_password_in_the_environment_there_is_none_in_the_file(monkeyp
     conf = parse(render(load_config("development"), Path("/opt/tasker/bin")))
     assert not conf.has_option("unix_http_server", "password")
     assert conf["unix_http_server"]["chmod"] == "0700"
+
+
+def test_the_config_is_replaced_whole_and_left_alone_when_unchanged(monkeypatch, tmp_path):
+    from tasker.cli.supervisor import write_conf
+
+    monkeypatch.setenv("MYSQL_PASSWD", "x")
+    monkeypatch.setenv("RABBITMQ_PASSWD", "x")
+    monkeypatch.setenv("TASKER_TEST_VAR", str(tmp_path / "var"))
+    config = load_config("test")
+    path = write_conf(config, Path("/opt/tasker/bin"))
+    inode = path.stat().st_ino
+    assert write_conf(config, Path("/opt/tasker/bin")) == path and path.stat().st_ino == inode
+    write_conf(config, Path("/elsewhere/bin"))
+    assert path.stat().st_ino != inode, "a changed config is a new file renamed into place"
+    assert "/elsewhere/bin/manager" in path.read_text() and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
