@@ -15,3 +15,8 @@ def utcnow() -> dt.datetime:
 def format_time(value: dt.datetime | None) -> str | None:
     """Format a stored time as `YYYY-MM-DD HH:MM:SS` (UTC), or None."""
     return value.strftime(TIME_FORMAT) if value is not None else None
+
+
+def utcnow_precise() -> dt.datetime:
+    """The current UTC time as a naive datetime, with its microseconds."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -49,3 +49,7 @@ class HandlerModuleError(TaskerError):
 
 class SetupError(TaskerError):
     """Creating the database schema or the broker's vhost and user failed."""
+
+
+class WorkHorseError(TaskerError):
+    """A handler's child process cannot be started, or the work horse is closed."""

@@ -11,13 +11,17 @@ from concurrent.futures import Executor
 from typing import Any, Callable, TypeVar
 
 from tasker.api.batching import Batcher
+from tasker.clock import utcnow_precise
 from tasker.config import ApiConfig
 from tasker.errors import BrokerUnavailable, StorageUnavailable
+from tasker.hooks import Hooks
+from tasker.lifecycle import after_sent
 from tasker.messaging.message import encode_task
 from tasker.messaging.publisher import Publisher
+from tasker.messaging.topology import expiration_ms
+from tasker.records import TaskRecord
 from tasker.status import TaskStatus
-from tasker.storage import TaskStore
-from tasker.storage.tasks import Created, NewTask
+from tasker.storage import Created, NewTask, TaskStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,11 +30,19 @@ T = TypeVar("T")
 class Dispatcher:
     """The API's way to storage and broker; owns the background loops of one API process."""
 
-    def __init__(self, settings: ApiConfig, tasks: TaskStore, publisher: Publisher, executor: Executor) -> None:
+    def __init__(
+        self,
+        settings: ApiConfig,
+        tasks: TaskStore,
+        publisher: Publisher,
+        executor: Executor,
+        hooks: Hooks | None = None,
+    ) -> None:
         self.settings = settings
         self.tasks = tasks
         self.publisher = publisher
         self.executor = executor
+        self.hooks = hooks or Hooks()
         self._loops: list[asyncio.Task] = []
         timeout = settings.wait_for_endpoints_timeout
         self._creating = Batcher(lambda news: tasks.create_many(news, timeout), self.storage)
@@ -42,20 +54,26 @@ class Dispatcher:
 
     async def create(self, new: NewTask) -> Created:
         """Store a new task (or find its safe retry), batched with concurrent requests."""
-        return await self._creating.submit(new)
+        created = await self._creating.submit(new)
+        if created.created:
+            self.hooks.notify("task_created", created.task)
+        return created
 
-    async def send(self, task: dict[str, Any]) -> str:
-        """Publish a claimed CREATED task and record that it is SENT; return that status.
+    async def send(self, task: TaskRecord) -> TaskStatus:
+        """Publish run 1 of a claimed CREATED task and record that it is SENT; return that status.
 
-        If the broker is unavailable the claim is released and the outbox sends it later.
+        The message expires in the queues at the task's delivery deadline. If the broker is
+        unavailable the claim is released and the outbox sends it later.
         """
+        expiration = expiration_ms(task.deadline, utcnow_precise())
         try:
-            await self.publisher.publish(task["type"], task["endpoints"], encode_task(task))
+            await self.publisher.publish(task.type, list(task.endpoints), encode_task(task), expiration)
         except BrokerUnavailable:
-            await self.storage(self.tasks.release, [task["id"]])
+            await self.storage(self.tasks.release, [task.id])
             raise
-        await self._marking.submit(task["id"])
-        return TaskStatus.SENT.value
+        await self._marking.submit(task.id)
+        self.hooks.notify("task_sent", task)
+        return after_sent(task.status)
 
     def start(self) -> None:
         """Start the outbox and deadline loops of this API process."""
@@ -79,19 +97,20 @@ class Dispatcher:
                 status = await self.send(task)
             except BrokerUnavailable as exc:
                 log.warning("%d tasks still unsent: %s", len(claimed) - number, exc)
-                await self.storage(self.tasks.release, [t["id"] for t in claimed[number + 1 :]])
+                await self.storage(self.tasks.release, [t.id for t in claimed[number + 1 :]])
                 return
-            log.info("task %s (%s) sent from the outbox: %s", task["identifier"], task["type"], status)
+            log.info("task %s (%s) sent from the outbox: %s", task.identifier, task.type, status.value)
 
     async def check_deadlines(self) -> None:
-        """Mark INCOMPLETE the tasks an endpoint did not receive before their deadline."""
-        for task in await self.storage(self.tasks.expire_overdue):
+        """Mark `missing` the runs not received before their deadline, their tasks INCOMPLETE."""
+        for missed in await self.storage(self.tasks.expire_overdue):
+            self.hooks.notify("deadline_passed", missed)
             log.warning(
-                "task %s (%s) INCOMPLETE: not received by %s before %s",
-                task["identifier"],
-                task["type"],
-                ", ".join(task["missing"]),
-                task["deadline"],
+                "task %s (%s) %s: not received by %s in time",
+                missed.task.identifier,
+                missed.task.type,
+                missed.task.status.value,
+                ", ".join(missed.endpoints),
             )
 
     async def _every(self, interval: float, job: Callable[[], Any]) -> None:

@@ -13,7 +13,7 @@ import tornado.web
 from tasker.api.dispatch import Dispatcher
 from tasker.api.validation import check_identifier, parse_new_task
 from tasker.errors import BrokerUnavailable, InvalidTask, StorageUnavailable, TaskConflict, TaskNotFound
-from tasker.status import TaskStatus
+from tasker.records import task_read_view
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +141,18 @@ class TaskCollectionHandler(JsonHandler):
         created = await self.dispatcher.create(new)
         task = created.task
         if not created.created:
-            self.answer(200, task)
+            self.answer(200, task.view())
             return
-        self.set_header("Location", "/%s/%s" % (task["type"], task["identifier"]))
+        self.set_header("Location", "/%s/%s" % (task.type, task.identifier))
         try:
-            task["status"] = await self.dispatcher.send(task)
+            task = task.with_status(await self.dispatcher.send(task))
         except (BrokerUnavailable, StorageUnavailable) as exc:
             # Stored, and the outbox of every API process sends what is not marked SENT.
-            log.warning("task %s (%s) accepted, not confirmed sent: %s", task["identifier"], task["type"], exc)
-            self.answer(202, dict(task, status=TaskStatus.CREATED.value))
+            log.warning("task %s (%s) accepted, not confirmed sent: %s", task.identifier, task.type, exc)
+            self.answer(202, task.view())
             return
-        log.debug("task %s (%s) sent to %s", task["identifier"], task["type"], ", ".join(task["endpoints"]))
-        self.answer(201, task)
+        log.debug("task %s (%s) sent to %s", task.identifier, task.type, ", ".join(task.endpoints))
+        self.answer(201, task.view())
 
 
 class TaskItemHandler(JsonHandler):
@@ -163,7 +163,8 @@ class TaskItemHandler(JsonHandler):
             check_identifier(identifier)
         except InvalidTask as exc:
             raise TaskNotFound("no %s task with identifier %r: %s" % (self.task_type, identifier[:60], exc)) from None
-        self.answer(200, await self.dispatcher.storage(self.dispatcher.tasks.get, self.task_type, identifier))
+        task, responses = await self.dispatcher.storage(self.dispatcher.tasks.get, self.task_type, identifier)
+        self.answer(200, task_read_view(task, responses))
 
 
 class HealthHandler(JsonHandler):

@@ -10,7 +10,7 @@ from typing import Any
 
 import tasker
 from tasker.config import Config
-from tasker.status import ResponseStatus, TaskStatus
+from tasker.status import ResponseState, ResponseStatus, TaskStatus
 
 OPENAPI_VERSION = "3.1.0"
 # tasker.config.NAME_PATTERN, in JSON Schema's (ECMA-262) reading: `$` is the end of the string only.
@@ -105,8 +105,22 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
             attempts={"type": "integer", "minimum": 0},
             start_time=_ref("Time"),
             last_modified_time=_ref("Time"),
+            state={"type": "string", "enum": [state.value for state in ResponseState]},
+            run={"type": "integer", "minimum": 1},
+            deadline=_ref("Time"),
         ),
-        "TaskRead": _object(task=_ref("Task"), taskResponseList={"type": "array", "items": _ref("TaskResponse")}),
+        "TaskRead": _object(
+            task={
+                "allOf": [
+                    _ref("Task"),
+                    _object(
+                        counts=_object(**{state.value: {"type": "integer", "minimum": 0} for state in ResponseState}),
+                        settled={"type": "boolean"},
+                    ),
+                ]
+            },
+            taskResponseList={"type": "array", "items": _ref("TaskResponse")},
+        ),
         "Error": _object(
             error=_object(
                 status={"type": "integer", "enum": sorted(ERRORS)},

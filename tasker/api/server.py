@@ -14,6 +14,8 @@ from tasker.api.app import make_app
 from tasker.api.dispatch import Dispatcher
 from tasker.config import Config, TlsConfig
 from tasker.errors import ConfigError
+from tasker.extensions import api_extensions
+from tasker.hooks import Hooks
 from tasker.messaging.publisher import Publisher
 from tasker.storage import TaskStore, open_database
 
@@ -27,7 +29,9 @@ async def serve(config: Config, port: int) -> int:
     """Build everything once, listen, and shut down cleanly on a signal."""
     database = open_database(config.manager.db, threads=config.api.executor_threads)
     executor = ThreadPoolExecutor(config.api.executor_threads, thread_name_prefix="storage")
-    dispatcher = Dispatcher(config.api, TaskStore(database), Publisher(config.manager.message_queue), executor)
+    publisher = Publisher(config.manager.message_queue)
+    hooks = Hooks(api_extensions(config))
+    dispatcher = Dispatcher(config.api, TaskStore(database), publisher, executor, hooks)
     app = make_app(config, dispatcher)
     server = tornado.httpserver.HTTPServer(
         app, max_body_size=max(SERVER_BODY_CAP, config.api.max_body_size), ssl_options=tls_context(config.api.tls)

@@ -9,8 +9,11 @@ import threading
 
 from tasker.cli.common import add_mode_option, die, run, setup_logging
 from tasker.config import NAME_PATTERN, load_config
-from tasker.manager.handler_module import HandlerModule
+from tasker.errors import HandlerModuleError
+from tasker.extensions import manager_extensions
+from tasker.hooks import Hooks
 from tasker.manager.manager import Manager
+from tasker.manager.workhorse import WorkHorse
 from tasker.messaging.consumer import Consumer
 from tasker.storage import ResponseStore, open_database
 
@@ -36,16 +39,28 @@ def main() -> int:
             % (args.tasktype, args.mode, ", ".join(config.task_types))
         )
     setup_logging(args.verbose)
-    handler = HandlerModule(config, args.tasktype)
+    horse = WorkHorse(
+        config.handler_module(args.tasktype),
+        dict(config.manager.handler_settings.get(args.tasktype, {})),
+        grace=config.manager.cancel_grace,
+        max_result=config.manager.max_result,
+    )
+    try:
+        horse.start()
+    except HandlerModuleError as exc:
+        die(str(exc))
     database = open_database(config.manager.db)
     settings = config.manager.message_queue
     manager = Manager(
         lambda on_delivery: Consumer(settings, args.tasktype, args.endpoint, on_delivery),
         ResponseStore(database),
-        handler,
+        horse,
+        args.tasktype,
         args.endpoint,
+        hooks=Hooks(manager_extensions(config)),
         retry_delay=config.manager.db_retry_delay,
-        consumer_timeout=config.manager.message_queue.consumer_timeout,
+        consumer_timeout=settings.consumer_timeout,
+        orphan_interval=config.manager.orphan_check_interval,
     )
 
     def on_signal(signum, frame) -> None:

@@ -59,9 +59,11 @@ def render(config: Config, bin_dir: Path) -> str:
 
 
 def _program(name: str, command: str, log_dir: Path, stopwaitsecs: int) -> str:
+    # SIGTERM to the program only: a manager finishes its run in hand, and the processes its
+    # handler started are not signalled. SIGKILL, after stopwaitsecs, goes to the whole group.
     return (
         "[program:%s]\ncommand = %s\nautostart = true\nautorestart = true\nstartsecs = 2\n"
-        "startretries = 100\nstopsignal = TERM\nstopwaitsecs = %d\nstopasgroup = true\n"
+        "startretries = 100\nstopsignal = TERM\nstopwaitsecs = %d\nstopasgroup = false\nkillasgroup = true\n"
         "redirect_stderr = true\nstdout_logfile = %s\nstdout_logfile_maxbytes = 20MB\n"
         "stdout_logfile_backups = 5\n" % (name, command, stopwaitsecs, log_dir / ("%s.log" % name))
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tasker.config.schema import PROJECT_ROOT, Config, MessageQueueConfig
+from tasker.config.schema import PROJECT_ROOT, Config, ManagerConfig, MessageQueueConfig
 from tasker.errors import ConfigError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,50}\Z")
@@ -154,6 +154,7 @@ def _check(config: Config) -> None:
         "endpoints": config.endpoints,
         "manager.handler_modules": config.manager.handler_modules,
         "manager.handler_settings": config.manager.handler_settings,
+        "manager.execution_timeout": config.manager.execution_timeout,
     }
     for section, mapping in per_type.items():
         for task_type in mapping:
@@ -166,10 +167,21 @@ def _check(config: Config) -> None:
     if config.api.wait_for_endpoints_timeout <= 0:
         raise ConfigError("api.wait_for_endpoints_timeout must be above 0")
     _check_message_queue(config.manager.message_queue)
+    _check_manager(config.manager)
     if config.api.tls.enabled and not (config.api.tls.cert_file and config.api.tls.key_file):
         raise ConfigError("api.tls needs cert_file and key_file when enabled")
     if any(not token for token in config.api.tokens):
         raise ConfigError("api.tokens: a token must not be empty")
+
+
+def _check_manager(manager: ManagerConfig) -> None:
+    for task_type, seconds in manager.execution_timeout.items():
+        if seconds <= 0:
+            raise ConfigError("manager.execution_timeout.%s must be above 0 seconds" % task_type)
+    if manager.cancel_grace < 0:
+        raise ConfigError("manager.cancel_grace must not be negative")
+    if manager.max_result < 1024:
+        raise ConfigError("manager.max_result must be at least 1024 bytes")
 
 
 def _check_message_queue(settings: MessageQueueConfig) -> None:
@@ -179,6 +191,8 @@ def _check_message_queue(settings: MessageQueueConfig) -> None:
         raise ConfigError("manager.message_queue.queue_type must be classic or quorum, not %r" % settings.queue_type)
     if settings.consumer_timeout < 2:
         raise ConfigError("manager.message_queue.consumer_timeout must be at least 2 seconds")
+    if settings.queue_expires < 1:
+        raise ConfigError("manager.message_queue.queue_expires must be at least 1 second")
     for entry in settings.hosts:
         host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
         if not host or (port and not port.isdigit()):

@@ -49,6 +49,8 @@ class MessageQueueConfig:
     # The broker's consumer_timeout in seconds: a manager renews a running task's delivery
     # well before it, so a task running for hours is neither cancelled nor redelivered.
     consumer_timeout: float = 1800.0
+    # An endpoint queue that no consumer used for this long is deleted (a policy of `initialize -r`).
+    queue_expires: float = 7 * 24 * 3600.0
     connection_attempts: int = 3
     retry_delay: float = 2.0
     tls: TlsConfig = TlsConfig()
@@ -93,6 +95,14 @@ class ManagerConfig:
     handler_modules: dict[str, str] = dataclasses.field(default_factory=dict)
     handler_settings: dict[str, dict] = dataclasses.field(default_factory=dict)
     db_retry_delay: float = 2.0
+    # Seconds a run of a type may take before its handler process is stopped (none: no limit).
+    execution_timeout: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Seconds between SIGTERM and SIGKILL to a handler's process group (time limit, cancel).
+    cancel_grace: float = 10.0
+    # Bytes of a handler's JSON result payload; a larger one is a failed run.
+    max_result: int = 4 * 1024 * 1024
+    # Seconds between the manager's checks for runs whose message expired in the queue.
+    orphan_check_interval: float = 30.0
 
 
 @dataclasses.dataclass(frozen=True)

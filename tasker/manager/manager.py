@@ -1,15 +1,17 @@
 """The manager of one (endpoint, task type): receive, record receipt, run, record, acknowledge.
 
-Five threads, each with one job:
-- the connection thread (`run()`, the caller's) services AMQP and heartbeats and only
-  queues what arrives;
-- the receipt thread records each task-response as soon as its message arrives, even while
-  a handler runs, so the API's delivery deadline sees the truth;
-- the handler thread runs one handler module call at a time;
-- the result thread records what the handlers answered and only then hands each
-  acknowledgement back to the connection thread;
-- the lease thread renews held deliveries before the broker's consumer timeout.
-Receipts and results are recorded in batches when many come at once: one transaction each.
+Two threads of its own, and a child process:
+- the connection thread (`run()`, the caller's) services AMQP and heartbeats; it decodes what
+  arrives and leaves it in the inbox;
+- the steward thread owns everything else: it records receipts (in batches, even while a
+  handler runs, so the API's delivery deadline sees the truth), starts each run in the work
+  horse (the handler's child process), records starts and outcomes in batches while the next
+  run goes on, and hands acknowledgements back to the connection thread;
+- the work horse runs one handler at a time, in its own process group.
+
+A message passes from one thread to the other twice: on arrival, and to be acknowledged after
+its outcome is stored. Runs whose message expired in the queue after they were received (a
+manager killed past the deadline) are brought back from the database.
 """
 
 from __future__ import annotations
@@ -17,25 +19,28 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import queue
+import select
 import threading
 import time
-from typing import Callable, TypeVar
+from typing import Callable
 
+from tasker.clock import utcnow
 from tasker.errors import InvalidTask, StorageError, StorageUnavailable
-from tasker.manager.handler_module import HandlerModule
-from tasker.manager.lease import Leases, Ticket
+from tasker.hooks import Hooks
+from tasker.lifecycle import Receipt, ReceiptDecision
+from tasker.manager.holding import Held, Holdings, Phase
+from tasker.manager.inbox import Inbox
+from tasker.manager.workhorse import Job, Outcome, kill_group
+from tasker.manager.workhorse_job import Horse
 from tasker.messaging.consumer import Consumer, Delivery
-from tasker.messaging.message import decode_task
-from tasker.status import ErrNr
-from tasker.storage import Receipt, ResponseStore, Result
+from tasker.messaging.message import TaskMessage, decode_task
+from tasker.status import ResponseState
+from tasker.storage import Arrival, Finish, Orphan, ResponseStore, Start
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-_STOP = object()
-_GAVE_UP = object()
-REMEMBERED_TASKS = 10_000
 BATCH = 200
+UNKNOWN = "no such task or endpoint in the database"
+TICK = 1.0  # seconds between looks at leases and orphans when nothing else happens
 
 
 class Manager:
@@ -45,60 +50,71 @@ class Manager:
         self,
         consumer_factory: Callable[[Callable[[Delivery], None]], Consumer],
         responses: ResponseStore,
-        handler: HandlerModule,
+        horse: Horse,
+        task_type: str,
         endpoint: str,
+        hooks: Hooks | None = None,
         retry_delay: float = 2.0,
         consumer_timeout: float = 1800.0,
+        orphan_interval: float = 30.0,
     ) -> None:
+        self.task_type = task_type
         self.endpoint = endpoint
-        self.task_type = handler.task_type
         self.responses = responses
-        self.handler = handler
+        self.horse = horse
+        self.hooks = hooks or Hooks()
         self.retry_delay = retry_delay
+        self.renew_after = consumer_timeout * 0.4
+        self.orphan_interval = orphan_interval
         self.consumer = consumer_factory(self._on_delivery)
-        self.leases = Leases(self.consumer, renew_after=consumer_timeout * 0.4)
-        self._received: queue.Queue = queue.Queue()
-        self._work: queue.Queue = queue.Queue()
-        self._results: queue.Queue = queue.Queue()
+        self.inbox: Inbox[tuple[TaskMessage, Delivery] | None] = Inbox()
+        self.holdings = Holdings()
         self._stopping = threading.Event()
-        # Tasks this process finished and recorded lately: a copy of one is acknowledged, not rerun.
-        self._finished: collections.OrderedDict[int, bool] = collections.OrderedDict()
-        # Tasks performed whose result is not stored yet, with copies that came meanwhile: those
-        # are acknowledged only once the result is stored (an ack before would lose the task).
-        self._unrecorded: dict[int, list[Ticket]] = {}
-        self._unrecorded_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._started_at = utcnow()
+        # The steward's own state: nothing else reads it.
+        self._arrived: list[Held] = []
+        self._runnable: collections.deque[Held] = collections.deque()
+        self._in_hand: tuple[Held, Job] | None = None
+        self._starts: list[Start] = []
+        self._ended: list[tuple[Held, Job, Outcome]] = []
+        self._db_retry_at = 0.0
+        self._next_tick = 0.0
+        self._next_orphan_check = 0.0
 
     def run(self) -> int:
         """Register, consume until `shutdown()`, and return the exit status (0)."""
-        registered = self._retry(lambda: self.responses.register(self.task_type, self.endpoint), "register")
-        if registered is _GAVE_UP:
+        if not self._until_stopped(lambda: self.responses.register(self.task_type, self.endpoint), "register"):
             return 0
+        self._started_at = utcnow()
         log.info("manager of %s for endpoint %s started", self.task_type, self.endpoint)
-        threads = [
-            threading.Thread(target=self._receive_loop, name="receipt", daemon=True),
-            threading.Thread(target=self._work_loop, name="handler", daemon=True),
-            threading.Thread(target=self._result_loop, name="result", daemon=True),
-            threading.Thread(target=self.leases.keep, args=(self._stopping,), name="lease", daemon=True),
-        ]
-        for thread in threads:
-            thread.start()
+        steward = threading.Thread(target=self._steward, name="steward")
+        steward.start()
         self.consumer.run()
         self._stopping.set()
-        self._received.put(_STOP)
-        for thread in threads:
-            thread.join()
+        self.inbox.put(None)
+        steward.join()
+        self._stopped.set()
+        self.inbox.close()
         log.info("manager of %s for endpoint %s stopped", self.task_type, self.endpoint)
         return 0
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the manager was told to stop (or stopped)."""
+        return self._stopping.is_set()
+
     def shutdown(self) -> None:
-        """First call: finish the task in hand, then stop. Second call: exit at once."""
+        """First call: finish the run in hand, then stop. Second call: exit at once."""
+        if self._stopped.is_set():
+            return
         if self._stopping.is_set():
             log.warning("second stop request: exiting now; unfinished tasks will be redelivered")
             os._exit(1)
         log.info("stopping: finishing the task in hand first")
         self._stopping.set()
         self.consumer.stop_consuming()
-        self._received.put(_STOP)
+        self.inbox.put(None)
 
     # Connection thread ----------------------------------------------------------------------
 
@@ -107,192 +123,238 @@ class Manager:
             message = decode_task(delivery.body)
         except InvalidTask as exc:
             log.error("dead-lettering message %s on %s: %s", delivery.tag, self.endpoint, exc)
-            self.consumer.reject(delivery)
+            self.consumer.reject(delivery, str(exc))
             return
-        if message.type != self.task_type:
-            log.error(
-                "dead-lettering task %s on %s: type %r is not this manager's %r",
-                message.identifier,
-                self.endpoint,
-                message.type,
-                self.task_type,
-            )
-            self.consumer.reject(delivery)
-        elif delivery.renewal and self.leases.adopt(message.id, delivery):
+        if message.type != self.task_type or self.endpoint not in message.endpoints:
+            reason = "a %s task for %s, not for this manager" % (message.type, ", ".join(message.endpoints))
+            log.error("dead-lettering task %s on %s: %s", message.identifier, self.endpoint, reason)
+            self.consumer.reject(delivery, reason)
             return
-        elif self.endpoint not in message.endpoints:
-            log.debug("task %s is not for endpoint %s; ignoring it", message.identifier, self.endpoint)
-            self.consumer.ack(delivery)
-        else:
-            self._received.put(self.leases.hold(delivery, message))
+        self.inbox.put((message, delivery))
 
-    # Receipt thread --------------------------------------------------------------------------
+    # Steward thread --------------------------------------------------------------------------
 
-    def _receive_loop(self) -> None:
-        while True:
-            batch = _take_batch(self._received)
-            # Renewed tickets come back as copies; when stopping, all is left for redelivery.
-            tickets = [item for item in batch if item is not _STOP and item.delivery is not None]
-            if tickets and not self._stopping.is_set():
-                try:
-                    self._receive(tickets)
-                except Exception:  # left unacknowledged; the loop must go on
-                    log.exception("cannot record receipt of %d tasks on %s", len(tickets), self.endpoint)
-            if _STOP in batch:
-                self._work.put(_STOP)
-                return
-
-    def _receive(self, tickets: list[Ticket]) -> None:
-        task_ids = [ticket.message.id for ticket in tickets]
-        # A renewal copy did not run (unless it comes back redelivered: its holder died).
-        again = [not ticket.delivery.renewal or ticket.delivery.redelivered for ticket in tickets]
-        decided = self._retry(lambda: self.responses.record_receipts(task_ids, self.endpoint, again), "record receipt")
-        if decided is _GAVE_UP:
-            return
-        for ticket, (receipt, attempts) in zip(tickets, decided, strict=True):
-            self._decide(ticket, receipt, attempts)
-
-    def _decide(self, ticket: Ticket, receipt: Receipt, attempts: int) -> None:
-        identifier = ticket.message.identifier
-        if receipt is Receipt.RUN:
-            log.info("task %s received on %s (attempt %d)", identifier, self.endpoint, attempts)
-            self._work.put((ticket, attempts))
-            return
-        if receipt is Receipt.UNKNOWN:
-            log.error("dead-lettering task %s on %s: no such task in the database", identifier, self.endpoint)
-        elif receipt is Receipt.STALE:
-            log.warning("task %s reached %s after its delivery deadline; not starting it", identifier, self.endpoint)
-        else:
-            log.info("task %s was finished on %s already; acknowledging it", identifier, self.endpoint)
-        delivery = self.leases.settle(ticket)
-        if delivery is not None:
-            (self.consumer.reject if receipt is Receipt.UNKNOWN else self.consumer.ack)(delivery)
-
-    # Handler thread --------------------------------------------------------------------------
-
-    def _work_loop(self) -> None:
+    def _steward(self) -> None:
         try:
             while True:
-                item = self._work.get()
-                if item is _STOP:
+                self._take_arrivals()
+                if self._stopping.is_set() and self._in_hand is None and not self._ended:
                     return
-                ticket, attempts = item
-                if self._stopping.is_set() or ticket.delivery is None or not self.consumer.is_current(ticket.delivery):
-                    continue  # not started: the broker redelivers it (or its renewal copy comes back)
-                if self._performed_already(ticket):
-                    continue
-                self._perform(ticket, attempts)
+                self._record_receipts()
+                self._start_next()
+                self._record_ended()
+                self._tick()
+                self._wait()
+        except Exception:  # a fault of tasker itself: stop, so the supervisor starts a new manager
+            log.exception("the manager of %s on %s failed", self.task_type, self.endpoint)
         finally:
-            self._results.put(_STOP)
-
-    def _performed_already(self, ticket: Ticket) -> bool:
-        """A copy of a task this process performed: acknowledge it now, or with the result."""
-        with self._unrecorded_lock:
-            if ticket.message.id in self._unrecorded:
-                self._unrecorded[ticket.message.id].append(ticket)
-                return True
-        if ticket.message.id in self._finished:
-            self._acknowledge(ticket)
-            return True
-        return False
-
-    def _perform(self, ticket: Ticket, attempts: int) -> None:
-        message = ticket.message
-        if not self.leases.start(ticket):
-            return  # renewed just now: its copy comes back and runs then
-        log.info("task %s starting on %s", message.identifier, self.endpoint)
-        response = self.handler.run(message, self.endpoint, attempts)
-        with self._unrecorded_lock:
-            self._unrecorded[message.id] = []
-        self._results.put((ticket, Result(message.id, response.errnr, response.errmsg, response.payload)))
-
-    # Result thread ---------------------------------------------------------------------------
-
-    def _result_loop(self) -> None:
-        try:
-            while True:
-                batch = _take_batch(self._results)
-                done = [item for item in batch if item is not _STOP]
-                if done:
-                    self._record_batch(done)
-                if len(done) < len(batch):
-                    return
-        finally:
+            self.horse.close(kill=self._in_hand is not None)
             self.consumer.stop()
 
-    def _record_batch(self, done: list[tuple[Ticket, Result]]) -> None:
-        try:
-            statuses = self._record([result for _, result in done])
-        except StorageError as exc:  # one of them cannot be stored: find which, one by one
-            log.error("the database refused a batch of %d results on %s: %s", len(done), self.endpoint, exc)
-            statuses = [self._record_alone(ticket, result) for ticket, result in done]
-        except Exception:  # left unacknowledged, to be redelivered and run again; the loop goes on
-            log.exception("cannot record %d results on %s", len(done), self.endpoint)
-            statuses = [None] * len(done)
-        for (ticket, result), status in zip(done, statuses, strict=True):
-            if status is None:
-                with self._unrecorded_lock:
-                    self._unrecorded.pop(result.task_id, None)
+    def _take_arrivals(self) -> None:
+        for item in self.inbox.take():
+            if item is None:
                 continue
+            message, delivery = item
+            key = (message.id, message.run)
+            held = self.holdings.get(key)
+            if held is not None:
+                held.adopt(delivery)
+            elif self.holdings.finished_lately(key):
+                self.consumer.ack(delivery)
+            elif not self._stopping.is_set():  # when stopping, it goes back to the queue
+                held = Held(message, delivery)
+                held.counts_attempt = not delivery.renewal or delivery.redelivered
+                self.holdings.add(held)
+                self._arrived.append(held)
+
+    def _record_receipts(self) -> None:
+        if not self._arrived or self._stopping.is_set() or time.monotonic() < self._db_retry_at:
+            return
+        batch = self._arrived[:BATCH]
+        arrivals = [Arrival(held.message.id, held.message.run, held.counts_attempt) for held in batch]
+        decided = self._store(lambda: self.responses.record_receipts(arrivals, self.endpoint), "record receipts")
+        if decided is None:
+            return
+        del self._arrived[: len(batch)]
+        for held, (decision, pgid) in zip(batch, decided, strict=True):
+            self._decide(held, decision, pgid)
+
+    def _decide(self, held: Held, decision: ReceiptDecision, pgid: int | None) -> None:
+        message = held.message
+        if decision.receipt is Receipt.RUN:
+            log.debug("task %s received on %s (attempt %d)", message.identifier, self.endpoint, decision.attempts)
+            held.attempts, held.leftover_pgid = decision.attempts, pgid
+            held.move(Phase.WAITING)
+            self._runnable.append(held)
+            return
+        if decision.receipt is Receipt.UNKNOWN:
+            log.error("dead-lettering task %s on %s: %s", message.identifier, self.endpoint, UNKNOWN)
+        elif decision.receipt is Receipt.STALE:
+            log.warning(
+                "task %s reached %s after its delivery deadline; not starting it", message.identifier, self.endpoint
+            )
+        else:
             log.info(
-                "task %s finished on %s: errnr %s, task now %s",
-                ticket.message.identifier,
+                "task %s run %d on %s is over already (%s)",
+                message.identifier,
+                message.run,
                 self.endpoint,
-                result.errnr,
-                status,
+                decision.receipt.value,
             )
-            with self._unrecorded_lock:
-                copies = self._unrecorded.pop(result.task_id, [])
-                self._finished[result.task_id] = True
-                while len(self._finished) > REMEMBERED_TASKS:
-                    self._finished.popitem(last=False)
-            for held in [ticket, *copies]:
-                self._acknowledge(held)
+        self.holdings.drop(held, finished=decision.receipt is not Receipt.UNKNOWN)
+        for delivery in held.release():
+            if decision.receipt is Receipt.UNKNOWN:
+                self.consumer.reject(delivery, UNKNOWN)
+            else:
+                self.consumer.ack(delivery)
 
-    def _record_alone(self, ticket: Ticket, result: Result) -> str | None:
-        try:
-            return self._record([result])[0]
-        except StorageError as exc:
-            log.error(
-                "task %s on %s: the database refused its result: %s", ticket.message.identifier, self.endpoint, exc
-            )
-            failed = Result(result.task_id, ErrNr.GENERAL_ERROR, "cannot store the handler's result: %s" % exc, None)
+    def _start_next(self) -> None:
+        while self._in_hand is None and self._runnable and not self._stopping.is_set():
+            held = self._runnable.popleft()
+            if not held.usable(self.consumer.is_current):
+                self.holdings.drop(held, finished=False)  # its connection is gone: the broker redelivers it
+                continue
+            job = _job(held, self.endpoint)
+            prepared = self.hooks.prepare_run(job)
+            if isinstance(prepared, Outcome):
+                self._end(held, job, prepared)
+                continue
+            if held.leftover_pgid is not None and held.leftover_pgid != self.horse.pgid:
+                if kill_group(held.leftover_pgid):
+                    log.warning("task %s on %s: killed what its last run left running", job.identifier, self.endpoint)
             try:
-                return self._record([failed])[0]
-            except StorageError:
-                log.exception("task %s on %s: cannot store even an error", ticket.message.identifier, self.endpoint)
-                return None
+                pgid = self.horse.begin(prepared)
+            except Exception as exc:
+                log.exception("task %s on %s: cannot start the handler process", job.identifier, self.endpoint)
+                self._end(held, prepared, Outcome.failed("cannot start the handler process: %s" % exc))
+                continue
+            held.move(Phase.RUNNING)
+            self._in_hand = (held, prepared)
+            self._starts.append(Start(job.task_id, job.run, pgid))
+            self.hooks.notify("run_started", prepared, pgid)
+            log.debug("task %s started on %s", job.identifier, self.endpoint)
 
-    def _acknowledge(self, ticket: Ticket) -> None:
-        delivery = self.leases.settle(ticket)
-        if delivery is not None:  # None: a renewal copy is on its way, and is acknowledged on arrival
-            self.consumer.ack(delivery)
+    def _end(self, held: Held, job: Job, outcome: Outcome) -> None:
+        held.move(Phase.PERFORMED)
+        self._ended.append((held, job, outcome))
+        self.hooks.notify("run_finished", job, outcome)
 
-    def _record(self, results: list[Result]) -> list[str]:
-        """Record results, waiting out database outages: they must be stored before the acks."""
-        return self._retry(
-            lambda: self.responses.record_results(results, self.endpoint), "record result", give_up_on_stop=False
+    def _record_ended(self) -> None:
+        if not (self._ended or self._starts) or time.monotonic() < self._db_retry_at:
+            return
+        ended = self._ended[:BATCH]
+        ending = {held.key for held, _, _ in ended}
+        starts = [start for start in self._starts if (start.task_id, start.run) not in ending]
+        finishes = [_finish(job, outcome) for _, job, outcome in ended]
+        recorded = self._store(lambda: self.responses.record(starts, finishes, self.endpoint), "record outcomes")
+        if recorded is None:
+            return
+        self._starts = []
+        del self._ended[: len(ended)]
+        for held, job, outcome in ended:
+            log_level = logging.DEBUG if outcome.errnr == 0 else logging.INFO
+            log.log(
+                log_level, "task %s %s on %s: errnr %s", job.identifier, outcome.state, self.endpoint, outcome.errnr
+            )
+            self.holdings.drop(held, finished=True)
+            for delivery in held.release():
+                self.consumer.ack(delivery)
+
+    def _store(self, call: Callable, what: str):
+        """Run a storage call; None when the database is unavailable (tried again later).
+
+        A statement the database refuses for good is a fault of tasker's own records: logged,
+        and the batch waits like an outage would, rather than losing a result."""
+        try:
+            return call()
+        except StorageUnavailable as exc:
+            log.error("cannot %s on %s, retrying in %ss: %s", what, self.endpoint, self.retry_delay, exc)
+        except StorageError:
+            log.exception("the database refused to %s on %s; retrying in %ss", what, self.endpoint, self.retry_delay)
+        self._db_retry_at = time.monotonic() + self.retry_delay
+        return None
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + TICK
+        for held in self.holdings.all():
+            delivery = held.renew_if_due(self.renew_after, now)
+            if delivery is not None:
+                log.info("renewing the delivery of task %s before the consumer timeout", held.message.identifier)
+                self.consumer.renew(delivery)
+        if now >= self._next_orphan_check and not self._stopping.is_set():
+            self._next_orphan_check = now + self.orphan_interval
+            found = self._store(
+                lambda: self.responses.orphans(self.task_type, self.endpoint, self._started_at), "look for orphans"
+            )
+            for orphan in found or []:
+                self._bring_back(orphan)
+
+    def _bring_back(self, orphan: Orphan) -> None:
+        task = orphan.task
+        message = TaskMessage(task.id, task.identifier, task.type, task.endpoints, task.payload, orphan.run)
+        if self.holdings.get((task.id, orphan.run)) is not None:
+            return
+        log.warning(
+            "task %s on %s: its message expired after it was received; running it again", task.identifier, self.endpoint
         )
+        held = Held(message, None)
+        held.attempts, held.leftover_pgid = orphan.attempts, orphan.pgid
+        held.move(Phase.WAITING)
+        self.holdings.add(held)
+        self._runnable.append(held)
 
-    def _retry(self, call: Callable[[], T], what: str, give_up_on_stop: bool = True) -> T | object:
-        """Call until the database answers; _GAVE_UP if stopping first (when `give_up_on_stop`)."""
+    def _wait(self) -> None:
+        now = time.monotonic()
+        timeout = max(0.0, self._next_tick - now)
+        if self._arrived or self._ended or self._starts or (self._runnable and self._in_hand is None):
+            timeout = min(timeout, max(0.0, self._db_retry_at - now))
+        readers = [self.inbox.fileno()]
+        if self._in_hand is not None:
+            readers.append(self.horse.fileno())
+            check = self.horse.next_check()
+            if check is not None:
+                timeout = min(timeout, max(0.0, check - now))
+        if self._stopping.is_set() and self._runnable:
+            timeout = min(timeout, TICK)
+        select.select(readers, [], [], timeout)
+        if self._in_hand is not None:
+            outcome = self.horse.collect()
+            if outcome is not None:
+                held, job = self._in_hand
+                self._in_hand = None
+                self._end(held, job, outcome)
+
+    def _until_stopped(self, call: Callable[[], object], what: str) -> bool:
+        """Call until the database answers; False if told to stop first."""
         while True:
             try:
-                return call()
+                call()
+                return True
             except StorageUnavailable as exc:
                 log.error("cannot %s on %s, retrying in %ss: %s", what, self.endpoint, self.retry_delay, exc)
-            if not give_up_on_stop:
-                time.sleep(self.retry_delay)
-            elif self._stopping.wait(self.retry_delay):
-                return _GAVE_UP
+            if self._stopping.wait(self.retry_delay):
+                return False
 
 
-def _take_batch(source: queue.Queue) -> list:
-    """Wait for one item, then take whatever else is waiting, up to BATCH."""
-    batch = [source.get()]
-    while len(batch) < BATCH:
-        try:
-            batch.append(source.get_nowait())
-        except queue.Empty:
-            break
-    return batch
+def _job(held: Held, endpoint: str) -> Job:
+    message = held.message
+    return Job(
+        task_id=message.id,
+        identifier=message.identifier,
+        type=message.type,
+        payload=message.payload,
+        endpoints=list(message.endpoints),
+        endpoint=endpoint,
+        run=message.run,
+        attempts=held.attempts,
+    )
+
+
+def _finish(job: Job, outcome: Outcome) -> Finish:
+    return Finish(
+        job.task_id, job.run, ResponseState(outcome.state.value), outcome.errnr, outcome.errmsg, outcome.payload
+    )

@@ -16,18 +16,22 @@ import urllib.request
 
 from tasker.config import MessageQueueConfig, RabbitmqConfig
 from tasker.errors import SetupError
+from tasker.messaging.topology import expiry_policy
 
 log = logging.getLogger(__name__)
 
 
 def setup_vhost(admin: RabbitmqConfig, settings: MessageQueueConfig, reset: bool = False) -> None:
-    """Make the vhost, the user with its password, and full permissions on the vhost exist."""
+    """Make the vhost, the user with its password, full permissions on the vhost, and the
+    policy that deletes idle endpoint queues exist."""
     tool = _Management(admin) if admin.management_url else _Rabbitmqctl(admin.rabbitmqctl)
     if reset:
         tool.delete_vhost(settings.virtual_host)
     tool.add_vhost(settings.virtual_host)
     tool.set_user(settings.username, settings.password)
     tool.set_permissions(settings.virtual_host, settings.username)
+    name, pattern, definition = expiry_policy(settings.exchange, settings.queue_expires)
+    tool.set_policy(settings.virtual_host, name, pattern, definition)
     log.info("RabbitMQ vhost %s and user %s are ready", settings.virtual_host, settings.username)
 
 
@@ -67,6 +71,10 @@ class _Rabbitmqctl:
         """Give the user every permission on the vhost."""
         self._run("set_permissions", "-p", vhost, username, ".*", ".*", ".*")
 
+    def set_policy(self, vhost: str, name: str, pattern: str, definition: dict) -> None:
+        """Create or replace a policy for the vhost's queues."""
+        self._run("set_policy", "-p", vhost, "--apply-to", "queues", name, pattern, json.dumps(definition))
+
 
 class _Management:
     def __init__(self, admin: RabbitmqConfig) -> None:
@@ -101,6 +109,11 @@ class _Management:
         """Give the user every permission on the vhost."""
         body = {"configure": ".*", "write": ".*", "read": ".*"}
         self._call("PUT", "/api/permissions/%s/%s" % (_quote(vhost), _quote(username)), body)
+
+    def set_policy(self, vhost: str, name: str, pattern: str, definition: dict) -> None:
+        """Create or replace a policy for the vhost's queues."""
+        body = {"pattern": pattern, "definition": definition, "apply-to": "queues", "priority": 0}
+        self._call("PUT", "/api/policies/%s/%s" % (_quote(vhost), _quote(name)), body)
 
 
 def _quote(name: str) -> str:

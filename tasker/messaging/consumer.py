@@ -18,7 +18,7 @@ from pika.exchange_type import ExchangeType
 
 from tasker.config import MessageQueueConfig
 from tasker.messaging.parameters import connection_parameters
-from tasker.messaging.topology import dead_letter_name, exchange_name, queue_arguments, queue_name
+from tasker.messaging.topology import REASON_HEADER, dead_letter_name, queue_arguments, queue_name, tasks_exchange
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
@@ -55,12 +55,13 @@ class Consumer:
         on_delivery: Callable[[Delivery], None],
     ) -> None:
         self.settings = settings
-        self.exchange = exchange_name(settings.exchange, task_type)
+        self.exchange = tasks_exchange(settings.exchange)
         self.queue = queue_name(settings.exchange, task_type, endpoint)
         self._on_delivery = on_delivery
         self._parameters = connection_parameters(settings)
         self._broker = 0
-        self._renewing: dict[int, Delivery] = {}  # publish tag of a copy -> the delivery it renews
+        # Publish tag of a copy (a renewal, a set-aside message) -> the delivery to ack on its confirm.
+        self._copying: dict[int, Delivery] = {}
         self._publish_tag = 1
         self._connection: SelectConnection | None = None
         self._channel = None
@@ -101,9 +102,10 @@ class Consumer:
         """Acknowledge a delivery from any thread; a delivery of a lost connection is left alone."""
         self._call(lambda: self._settle(delivery, lambda ch: ch.basic_ack(delivery.tag)))
 
-    def reject(self, delivery: Delivery) -> None:
-        """Dead-letter a delivery from any thread."""
-        self._call(lambda: self._settle(delivery, lambda ch: ch.basic_reject(delivery.tag, requeue=False)))
+    def reject(self, delivery: Delivery, reason: str = "") -> None:
+        """Set a delivery aside from any thread: a copy goes to the dead-letter queue with the
+        reason in a header, and the original is acknowledged once the broker confirmed it."""
+        self._call(lambda: self._set_aside(delivery, reason))
 
     def renew(self, delivery: Delivery) -> None:
         """Put a copy of a long-running delivery back in the queue, then acknowledge the original.
@@ -185,21 +187,22 @@ class Consumer:
 
     def _on_channel_open(self, channel) -> None:
         self._channel = channel
-        self._renewing, self._publish_tag = {}, 1
+        self._copying, self._publish_tag = {}, 1
         channel.add_on_close_callback(self._on_channel_closed)
         dead = dead_letter_name(self.settings.exchange)
         steps = [
             lambda cb: channel.exchange_declare(dead, ExchangeType.fanout, durable=True, callback=cb),
             lambda cb: channel.queue_declare(dead, durable=True, callback=cb),
-            lambda cb: channel.queue_bind(dead, dead, callback=cb),
-            lambda cb: channel.exchange_declare(self.exchange, ExchangeType.fanout, durable=True, callback=cb),
+            # Expired messages reach the queues' dead-letter exchange: they are dropped there.
+            lambda cb: channel.queue_unbind(dead, dead, callback=cb),
+            lambda cb: channel.exchange_declare(self.exchange, ExchangeType.direct, durable=True, callback=cb),
             lambda cb: channel.queue_declare(
                 self.queue,
                 durable=True,
                 arguments=queue_arguments(self.settings.exchange, self.settings.queue_type),
                 callback=cb,
             ),
-            lambda cb: channel.queue_bind(self.queue, self.exchange, callback=cb),
+            lambda cb: channel.queue_bind(self.queue, self.exchange, routing_key=self.queue, callback=cb),
             lambda cb: channel.basic_qos(prefetch_count=self.settings.prefetch, callback=cb),
             lambda cb: channel.confirm_delivery(self._on_confirm, callback=cb),
         ]
@@ -230,21 +233,30 @@ class Consumer:
         self._on_delivery(delivery)
 
     def _renew(self, delivery: Delivery) -> None:
+        self._copy_then_ack(delivery, self.queue, RENEWAL)
+
+    def _set_aside(self, delivery: Delivery, reason: str) -> None:
+        headers = {REASON_HEADER: reason[:1000], "x-tasker-queue": self.queue}
+        properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, headers=headers)
+        self._copy_then_ack(delivery, dead_letter_name(self.settings.exchange), properties)
+
+    def _copy_then_ack(self, delivery: Delivery, queue: str, properties: pika.BasicProperties) -> None:
+        """Publish a copy of a delivery to `queue`; acknowledge the original once it is confirmed."""
         channel = self._channel_of(delivery)
         if channel is None:
             return  # that delivery went back to the queue with its channel
-        channel.basic_publish("", self.queue, delivery.body, RENEWAL)
-        self._renewing[self._publish_tag] = delivery
+        channel.basic_publish("", queue, delivery.body, properties)
+        self._copying[self._publish_tag] = delivery
         self._publish_tag += 1
 
     def _on_confirm(self, frame) -> None:
         method = frame.method
-        tags = [t for t in self._renewing if t <= method.delivery_tag] if method.multiple else [method.delivery_tag]
+        tags = [t for t in self._copying if t <= method.delivery_tag] if method.multiple else [method.delivery_tag]
         for tag in tags:
-            delivery = self._renewing.pop(tag, None)
+            delivery = self._copying.pop(tag, None)
             if delivery is None:
                 continue
             if isinstance(method, pika.spec.Basic.Ack):
                 self._settle(delivery, lambda ch, d=delivery: ch.basic_ack(d.tag))
             else:
-                log.warning("the broker refused the renewal copy of delivery %s; keeping the original", delivery.tag)
+                log.warning("the broker refused the copy of delivery %s; keeping the original", delivery.tag)

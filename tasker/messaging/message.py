@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from typing import Any
 
+from tasker.clock import format_time
 from tasker.config import NAME_PATTERN, TASK_TYPE_PATTERN
 from tasker.errors import InvalidTask
+from tasker.records import TaskRecord
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -21,11 +24,22 @@ class TaskMessage:
     type: str
     endpoints: tuple[str, ...]
     payload: Any
+    # The run this message performs, and its delivery deadline (`YYYY-MM-DD HH:MM:SS`, UTC).
+    run: int = 1
+    deadline: str | None = None
 
 
-def encode_task(task: dict[str, Any]) -> bytes:
-    """The message body for a stored task (as `Task.to_dict()` gives it)."""
-    body = {key: task[key] for key in ("id", "identifier", "type", "endpoints", "payload")}
+def encode_task(task: TaskRecord, run: int = 1, deadline: dt.datetime | None = None) -> bytes:
+    """The message body of run `run` of a stored task (run 1's deadline is the task's)."""
+    body = {
+        "id": task.id,
+        "identifier": task.identifier,
+        "type": task.type,
+        "endpoints": list(task.endpoints),
+        "payload": task.payload,
+        "run": run,
+        "deadline": format_time(deadline or task.deadline),
+    }
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
@@ -49,4 +63,9 @@ def decode_task(body: bytes) -> TaskMessage:
         raise InvalidTask("message has no valid task type")
     if not isinstance(endpoints, list) or not all(isinstance(e, str) and NAME_PATTERN.match(e) for e in endpoints):
         raise InvalidTask("message has no valid endpoint list")
-    return TaskMessage(task_id, identifier, task_type, tuple(endpoints), data.get("payload", ""))
+    run, deadline = data.get("run", 1), data.get("deadline")
+    if not isinstance(run, int) or isinstance(run, bool) or run < 1:
+        raise InvalidTask("message has no valid run number")
+    if deadline is not None and not isinstance(deadline, str):
+        raise InvalidTask("message has no valid deadline")
+    return TaskMessage(task_id, identifier, task_type, tuple(endpoints), data.get("payload", ""), run, deadline)

@@ -17,10 +17,9 @@ from pika.exchange_type import ExchangeType
 from tasker.config import MessageQueueConfig
 from tasker.errors import BrokerUnavailable
 from tasker.messaging.parameters import connection_parameters
-from tasker.messaging.topology import exchange_name, queue_arguments, queue_name
+from tasker.messaging.topology import queue_arguments, queue_name, tasks_exchange
 
 log = logging.getLogger(__name__)
-PERSISTENT = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json")
 
 
 class Publisher:
@@ -46,26 +45,34 @@ class Publisher:
         """Whether a channel is open right now."""
         return self._channel is not None and self._channel.is_open
 
-    async def publish(self, task_type: str, endpoints: list[str], body: bytes) -> None:
-        """Send one task message to the exchange of its type and wait for the broker's confirm.
+    async def publish(self, task_type: str, endpoints: list[str], body: bytes, expiration: str | None = None) -> None:
+        """Send one task message to the queues of its endpoints and wait for the broker's confirm.
 
-        The queue of each endpoint is declared and bound first, so a task for an endpoint
-        whose manager never ran yet waits for it. All of it takes `confirm_timeout` at most
-        (below the outbox's claim on the task), else BrokerUnavailable.
+        Each endpoint's queue is declared and bound first, so a task for an endpoint whose
+        manager never ran yet waits for it; the message is published once, routed to the
+        first queue and copied to the others by the `CC` header. `expiration` (milliseconds)
+        drops it from a queue where nobody received it in time. All of it takes
+        `confirm_timeout` at most (below the outbox's claim on the task), else BrokerUnavailable.
         """
         try:
-            await asyncio.wait_for(self._publish(task_type, endpoints, body), self.confirm_timeout)
+            await asyncio.wait_for(self._publish(task_type, endpoints, body, expiration), self.confirm_timeout)
         except asyncio.TimeoutError as exc:
             raise BrokerUnavailable("the broker did not confirm within %ss" % self.confirm_timeout) from exc
 
-    async def _publish(self, task_type: str, endpoints: list[str], body: bytes) -> None:
+    async def _publish(self, task_type: str, endpoints: list[str], body: bytes, expiration: str | None) -> None:
         channel = await self.declare(task_type, endpoints)
-        exchange = exchange_name(self.settings.exchange, task_type)
+        queues = [queue_name(self.settings.exchange, task_type, endpoint) for endpoint in endpoints]
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            content_type="application/json",
+            expiration=expiration,
+            headers={"CC": queues[1:]} if len(queues) > 1 else None,
+        )
         confirmed = asyncio.get_running_loop().create_future()
         self._pending[self._next_tag] = confirmed
         self._next_tag += 1
         try:
-            channel.basic_publish(exchange, "", body, PERSISTENT)
+            channel.basic_publish(tasks_exchange(self.settings.exchange), queues[0], body, properties)
         except Exception as exc:  # pika raises several types when the channel just closed
             self._fail_pending(BrokerUnavailable("cannot publish: %s" % exc))
         await confirmed
@@ -75,9 +82,9 @@ class Publisher:
         await self._open_channel()
 
     async def declare(self, task_type: str, endpoints: list[str]):
-        """Declare the exchange of a task type and the bound queues of its endpoints."""
+        """Declare the tasks exchange and the bound queues of these endpoints of a task type."""
         channel = await self._open_channel()
-        exchange = exchange_name(self.settings.exchange, task_type)
+        exchange = tasks_exchange(self.settings.exchange)
         await self._declare_exchange(channel, exchange)
         for endpoint in endpoints:
             queue = queue_name(self.settings.exchange, task_type, endpoint)
@@ -206,7 +213,7 @@ class Publisher:
     async def _declare_exchange(self, channel, exchange: str) -> None:
         if exchange in self._declared:
             return
-        await self._rpc(lambda cb: channel.exchange_declare(exchange, ExchangeType.fanout, durable=True, callback=cb))
+        await self._rpc(lambda cb: channel.exchange_declare(exchange, ExchangeType.direct, durable=True, callback=cb))
         self._declared.add(exchange)
 
     async def _declare_queue(self, channel, exchange: str, queue: str) -> None:
@@ -214,7 +221,7 @@ class Publisher:
             return
         arguments = queue_arguments(self.settings.exchange, self.settings.queue_type)
         await self._rpc(lambda cb: channel.queue_declare(queue, durable=True, arguments=arguments, callback=cb))
-        await self._rpc(lambda cb: channel.queue_bind(queue, exchange, callback=cb))
+        await self._rpc(lambda cb: channel.queue_bind(queue, exchange, routing_key=queue, callback=cb))
         self._declared.add(queue)
 
     async def _rpc(self, call) -> None:

@@ -1,25 +1,36 @@
-"""Names and arguments of tasker's exchanges and queues, shared by publisher and consumer.
+"""Names and arguments of tasker's exchanges and queues, shared by publisher, consumer and setup.
 
-One durable fanout exchange per task type, `<prefix>.<type>`; one durable queue per
-(task type, endpoint), `<prefix>.<type>.<endpoint>`, bound to it; one dead-letter exchange and
-queue, `<prefix>.dead-letter`, for messages that cannot be handled.
+- One durable direct exchange, `<prefix>.tasks`. Each (task type, endpoint) has a durable
+  queue, `<prefix>.<type>.<endpoint>`, bound to it with its own name as routing key. A task is
+  published once, routed to its first endpoint's queue with the others in the `CC` header
+  (RabbitMQ's sender-selected distribution): a queue gets only the tasks that name its endpoint.
+- Messages not yet received expire at their run's delivery deadline (per-message expiration).
+- A message a manager cannot handle is set aside: copied to the queue `<prefix>.dead-letter`
+  with the reason in its `x-tasker-reason` header, then acknowledged. The endpoint queues'
+  dead-letter exchange, `<prefix>.dead-letter` (fanout), has no binding: what expires in a
+  queue is dropped, not kept.
+- The policy `<prefix>-queue-expiry` deletes endpoint queues no consumer used for a while.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 
-def exchange_name(prefix: str, task_type: str) -> str:
-    """The fanout exchange of a task type."""
-    return "%s.%s" % (prefix, task_type)
+REASON_HEADER = "x-tasker-reason"
+
+
+def tasks_exchange(prefix: str) -> str:
+    """The direct exchange every task is published to."""
+    return "%s.tasks" % prefix
 
 
 def queue_name(prefix: str, task_type: str, endpoint: str) -> str:
-    """The queue of one endpoint for one task type."""
+    """The queue of one endpoint for one task type (also its routing key)."""
     return "%s.%s.%s" % (prefix, task_type, endpoint)
 
 
 def dead_letter_name(prefix: str) -> str:
-    """The exchange and the queue where messages that cannot be handled are set aside."""
+    """The queues' dead-letter exchange (unbound), and the queue where refused messages are kept."""
     return "%s.dead-letter" % prefix
 
 
@@ -33,3 +44,15 @@ def queue_arguments(prefix: str, queue_type: str = "classic") -> dict[str, str]:
     if queue_type != "classic":
         arguments["x-queue-type"] = queue_type
     return arguments
+
+
+def expiry_policy(prefix: str, seconds: float) -> tuple[str, str, dict[str, int]]:
+    """The name, queue pattern and definition of the policy that deletes idle endpoint queues
+    (every queue of the prefix but the dead-letter queue)."""
+    pattern = r"^%s\.(?!dead-letter$)" % prefix.replace(".", r"\.")
+    return "%s-queue-expiry" % prefix, pattern, {"expires": int(seconds * 1000)}
+
+
+def expiration_ms(deadline: dt.datetime, now: dt.datetime) -> str:
+    """The AMQP `expiration` of a message that must be received by `deadline` (at least 1 ms)."""
+    return str(max(1, int((deadline - now).total_seconds() * 1000)))

@@ -1,7 +1,19 @@
 """Storage: the only package that imports SQLAlchemy. Tasks, task-responses, registrations."""
 
 from tasker.storage.database import Database, open_database
-from tasker.storage.responses import Receipt, ResponseStore, Result
-from tasker.storage.tasks import TaskStore
+from tasker.storage.responses import Arrival, Finish, Orphan, ResponseStore, Start
+from tasker.storage.tasks import Created, Missed, NewTask, TaskStore
 
-__all__ = ["Database", "open_database", "Receipt", "ResponseStore", "Result", "TaskStore"]
+__all__ = [
+    "Arrival",
+    "Created",
+    "Database",
+    "Missed",
+    "NewTask",
+    "Orphan",
+    "Finish",
+    "ResponseStore",
+    "Start",
+    "TaskStore",
+    "open_database",
+]

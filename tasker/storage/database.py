@@ -57,8 +57,8 @@ class Database:
         with self.transaction() as session:
             session.execute(text("SELECT 1"))
 
-    def upgrade_schema(self, reset: bool = False) -> None:
-        """Apply the migrations up to the newest; with `reset`, drop every table first."""
+    def upgrade_schema(self, reset: bool = False, revision: str = "head") -> None:
+        """Apply the migrations up to `revision` (the newest); with `reset`, drop every table first."""
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
@@ -71,7 +71,7 @@ class Database:
                 if reset:
                     Base.metadata.drop_all(connection)
                     connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-                command.upgrade(settings, "head")
+                command.upgrade(settings, revision)
         except SQLAlchemyError as exc:
             raise SetupError("cannot migrate the database: %s" % _reason(exc)) from exc
 

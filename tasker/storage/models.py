@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -20,7 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tasker.clock import format_time
+from tasker.records import ResponseRecord, TaskRecord
+from tasker.status import ResponseState, TaskStatus
 
 # Payloads may be up to the API's body limit (1 MiB by default): TEXT stops at 64 KiB on MySQL.
 JsonText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
@@ -39,7 +39,6 @@ class Task(Base):
     __table_args__ = (
         UniqueConstraint("type", "identifier", name="uq_task_type_identifier"),
         Index("ix_task_status_claim", "status", "claim_until"),
-        Index("ix_task_checked_deadline", "receipt_checked", "deadline"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -50,52 +49,21 @@ class Task(Base):
     status: Mapped[str] = mapped_column(String(16))
     start_time: Mapped[dt.datetime] = mapped_column(DateTime)
     last_modified_time: Mapped[dt.datetime] = mapped_column(DateTime)
-    # Every endpoint must have received the task by then (SPEC 3.4).
+    # Every endpoint must have received run 1 by then; each response keeps its own run's deadline.
     deadline: Mapped[dt.datetime] = mapped_column(DateTime)
-    # Set once the deadline was checked: every endpoint had received it, or the task is INCOMPLETE.
-    receipt_checked: Mapped[bool] = mapped_column(Boolean, default=False)
     # An API process publishing this task holds it until then; afterwards the outbox may take it.
     claim_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-
-    def endpoint_list(self) -> list[str]:
-        """The endpoints of the task, decoded."""
-        return json.loads(self.endpoints)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The task as the API shows it."""
-        return task_view(_Attributes(self))
-
-
-class _Attributes:
-    """An object's attributes read as a mapping (loading any that are not loaded yet)."""
-
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
-
-    def __getitem__(self, name: str) -> Any:
-        return getattr(self.obj, name)
-
-
-def task_view(row: Any) -> dict[str, Any]:
-    """A task as the API shows it, from a mapping of its column values."""
-    return {
-        "id": row["id"],
-        "identifier": row["identifier"],
-        "type": row["type"],
-        "payload": json.loads(row["payload"]),
-        "endpoints": json.loads(row["endpoints"]),
-        "status": row["status"],
-        "start_time": format_time(row["start_time"]),
-        "last_modified_time": format_time(row["last_modified_time"]),
-        "deadline": format_time(row["deadline"]),
-    }
 
 
 class TaskResponse(Base):
     """One endpoint's response to a task: one row per (task, endpoint), however often it ran."""
 
     __tablename__ = "task_response"
-    __table_args__ = (UniqueConstraint("task_id", "endpoint", name="uq_task_response_endpoint"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "endpoint", name="uq_task_response_endpoint"),
+        # The deadline check reads only the queued runs whose deadline passed.
+        Index("ix_task_response_state_deadline", "state", "deadline"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
@@ -104,24 +72,16 @@ class TaskResponse(Base):
     errnr: Mapped[int] = mapped_column(Integer, default=0)
     errmsg: Mapped[str | None] = mapped_column(Text, nullable=True)
     payload: Mapped[str | None] = mapped_column(JsonText, nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # Deliveries of the current run: 0 while queued, 2 once a manager was killed mid-run.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     start_time: Mapped[dt.datetime] = mapped_column(DateTime)
     last_modified_time: Mapped[dt.datetime] = mapped_column(DateTime)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The response as the API shows it."""
-        return {
-            "id": self.id,
-            "task_id": self.task_id,
-            "endpoint": self.endpoint,
-            "status": self.status,
-            "errnr": self.errnr,
-            "errmsg": self.errmsg,
-            "payload": json.loads(self.payload) if self.payload is not None else None,
-            "attempts": self.attempts,
-            "start_time": format_time(self.start_time),
-            "last_modified_time": format_time(self.last_modified_time),
-        }
+    # The current run: its number, its state (tasker.status.ResponseState) and delivery deadline.
+    state: Mapped[str] = mapped_column(String(16))
+    run: Mapped[int] = mapped_column(Integer, default=1)
+    deadline: Mapped[dt.datetime] = mapped_column(DateTime)
+    # The process group of the handler process of the current run, while it may be running.
+    pgid: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class EndpointRegistration(Base):
@@ -133,3 +93,41 @@ class EndpointRegistration(Base):
     endpoint: Mapped[str] = mapped_column(Name, primary_key=True)
     registered_time: Mapped[dt.datetime] = mapped_column(DateTime)
     last_seen_time: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+def task_record(row: Any) -> TaskRecord:
+    """A task row (any mapping or row of the `task` table's columns) as a record."""
+    return TaskRecord(
+        id=row.id,
+        identifier=row.identifier,
+        type=row.type,
+        payload=json.loads(row.payload),
+        endpoints=tuple(json.loads(row.endpoints)),
+        status=TaskStatus(row.status),
+        start_time=row.start_time,
+        last_modified_time=row.last_modified_time,
+        deadline=row.deadline,
+    )
+
+
+def response_record(row: Any) -> ResponseRecord:
+    """A task_response row as a record."""
+    return ResponseRecord(
+        id=row.id,
+        task_id=row.task_id,
+        endpoint=row.endpoint,
+        state=ResponseState(row.state),
+        run=row.run,
+        attempts=row.attempts,
+        errnr=row.errnr,
+        errmsg=row.errmsg,
+        payload=json.loads(row.payload) if row.payload is not None else None,
+        start_time=row.start_time,
+        last_modified_time=row.last_modified_time,
+        deadline=row.deadline,
+    )
+
+
+TASK = Task.__table__
+RESPONSE = TaskResponse.__table__
+REGISTRATION = EndpointRegistration.__table__

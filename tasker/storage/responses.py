@@ -1,41 +1,67 @@
-"""What a manager does with task-responses: register, record receipt, record the result."""
+"""What a manager does with task-responses: register, receipts, starts, outcomes, orphans."""
 
 from __future__ import annotations
 
 import dataclasses
-import enum
+import datetime as dt
 import json
 import logging
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
 
 from tasker.clock import utcnow
 from tasker.errors import DuplicateRow
-from tasker.status import ResponseStatus, TaskStatus
+from tasker.lifecycle import ReceiptDecision, RunRow, decide_receipt, may_finish, seed_status
+from tasker.records import TaskRecord
+from tasker.status import ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
-from tasker.storage.models import EndpointRegistration, Task, TaskResponse
+from tasker.storage.models import RESPONSE, TASK, EndpointRegistration, task_record
+from tasker.storage.settle import lock_tasks, refresh_status
 
 log = logging.getLogger(__name__)
 
 
-class Receipt(str, enum.Enum):
-    """What a manager should do with a task that reached it."""
+@dataclasses.dataclass(frozen=True)
+class Arrival:
+    """A task message that reached a manager: its run, and whether it counts as an attempt
+    (False for a lease renewal's copy, which comes back without having run)."""
 
-    RUN = "run"  # received in time (or received before and not finished): run the handler
-    FINISHED = "finished"  # this endpoint has recorded its result already: acknowledge only
-    STALE = "stale"  # not received before the delivery deadline: never start it
-    UNKNOWN = "unknown"  # no such task in the database
+    task_id: int
+    run: int
+    counts_attempt: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
-class Result:
-    """What a handler answered for one task."""
+class Start:
+    """The handler of a run started, in this process group."""
 
     task_id: int
+    run: int
+    pgid: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Finish:
+    """How a run ended: its final state and what the handler (or tasker) said."""
+
+    task_id: int
+    run: int
+    state: ResponseState
     errnr: int
     errmsg: str | None
     payload: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Orphan:
+    """A run this endpoint received and did not finish whose message cannot come back."""
+
+    task: TaskRecord
+    run: int
+    attempts: int
+    pgid: int | None
 
 
 class ResponseStore:
@@ -60,155 +86,146 @@ class ResponseStore:
         except DuplicateRow:
             log.debug("endpoint %s registered for %s concurrently", endpoint, task_type)
 
-    def record_receipt(self, task_id: int, endpoint: str) -> tuple[Receipt, int]:
-        """Record receipt of one task; see `record_receipts`."""
-        return self.record_receipts([task_id], endpoint)[0]
-
     @retry_conflicts
-    def record_receipts(
-        self, task_ids: list[int], endpoint: str, again: list[bool] | None = None
-    ) -> list[tuple[Receipt, int]]:
-        """Create (or count another attempt on) this endpoint's response to each task, in one
-        transaction; say for each what to do next, with its attempt count. `again[i]` False:
-        the message came back without having run (a renewal copy), so no attempt is counted.
+    def record_receipts(self, arrivals: list[Arrival], endpoint: str) -> list[tuple[ReceiptDecision, int | None]]:
+        """Record the receipt of each arrival in one transaction; say for each what to do next,
+        with the process group its run was last running in (None if it never ran).
 
-        The task rows are locked first (in id order), so each decision and the deadline check
-        of the API (`TaskStore.expire_overdue`) see each other: a receipt either lands before
-        the deadline was checked, or the task is stale.
+        The response rows are locked, so a receipt and the API's deadline check see each
+        other: a run is received before its deadline, or it is stale (and soon `missing`).
         """
         now = utcnow()
-        ids = set(task_ids)
         with self.database.connection() as connection:
-            tasks = {
-                row.id: row
-                for row in connection.execute(self._locked(TASK.c.deadline, TASK.c.receipt_checked, ids=ids))
-            }
-            known = {
-                row.task_id: [row.status, row.attempts]
-                for row in connection.execute(
-                    select(RESPONSE.c.task_id, RESPONSE.c.status, RESPONSE.c.attempts).where(
-                        RESPONSE.c.task_id.in_(ids), RESPONSE.c.endpoint == endpoint
-                    )
-                )
-            }
-            decisions, new_rows, counted = [], [], set()
-            for task_id, counts in zip(task_ids, again or [True] * len(task_ids), strict=True):
-                task, response = tasks.get(task_id), known.get(task_id)
-                if task is None:
-                    decisions.append((Receipt.UNKNOWN, 0))
-                elif response is None and (task.receipt_checked or now > task.deadline):
-                    decisions.append((Receipt.STALE, 0))
-                elif response is None:
-                    known[task_id] = [ResponseStatus.CREATED.value, 1]
-                    new_rows.append(_new_response_values(task_id, endpoint, now))
-                    decisions.append((Receipt.RUN, 1))
-                elif response[0] == ResponseStatus.FINISHED.value:
-                    decisions.append((Receipt.FINISHED, response[1]))
-                else:
-                    if counts:
-                        response[1] += 1
-                        counted.add(task_id)
-                    decisions.append((Receipt.RUN, response[1]))
-            if new_rows:
-                connection.execute(insert(RESPONSE), new_rows)
-            for task_id in counted:
+            rows, pgids = self._rows(connection, {arrival.task_id for arrival in arrivals}, endpoint, lock=True)
+            decisions, writes = [], {}
+            for arrival in arrivals:
+                row = rows.get(arrival.task_id)
+                decision = decide_receipt(row, arrival.run, arrival.counts_attempt, now)
+                decisions.append((decision, pgids.get(arrival.task_id)))
+                if row is not None and decision.attempts != row.attempts:
+                    state = decision.state or row.state
+                    rows[arrival.task_id] = dataclasses.replace(row, state=state, attempts=decision.attempts)
+                    writes[arrival.task_id] = (state, decision.attempts)
+            if writes:
                 connection.execute(
                     update(RESPONSE)
-                    .where(RESPONSE.c.task_id == task_id, RESPONSE.c.endpoint == endpoint)
-                    .values(attempts=known[task_id][1], last_modified_time=now)
+                    .where(RESPONSE.c.task_id == bindparam("b_task_id"), RESPONSE.c.endpoint == endpoint)
+                    .values(
+                        state=bindparam("b_state"),
+                        attempts=bindparam("b_attempts"),
+                        start_time=now,
+                        last_modified_time=now,
+                    ),
+                    [
+                        {"b_task_id": task_id, "b_state": state.value, "b_attempts": attempts}
+                        for task_id, (state, attempts) in writes.items()
+                    ],
                 )
             return decisions
 
-    def _locked(self, *columns: Any, ids: set[int]) -> Any:
-        """Select tasks by id with their rows locked, in id order (so two lockers never deadlock)."""
-        query = select(TASK.c.id, *columns).where(TASK.c.id.in_(ids)).order_by(TASK.c.id)
-        return query.with_for_update() if self.database.locks_rows else query
-
-    def record_result(self, task_id: int, endpoint: str, errnr: int, errmsg: str | None, payload: Any) -> str:
-        """Record one result; see `record_results`."""
-        return self.record_results([Result(task_id, errnr, errmsg, payload)], endpoint)[0]
-
     @retry_conflicts
-    def record_results(self, results: list[Result], endpoint: str) -> list[str]:
-        """Finish this endpoint's responses, in one transaction; mark DONE every task whose
-        endpoints have all finished. Returns each task's status afterwards.
-
-        The task rows are locked first (in id order), so two endpoints finishing one task at
-        the same moment see each other's result and the last one marks it DONE.
-        """
+    def record(self, starts: list[Start], outcomes: list[Finish], endpoint: str) -> dict[int, TaskStatus]:
+        """Record handler starts and run outcomes in one transaction; return the status of
+        each task of an outcome afterwards. An outcome of a run that is not current, or final
+        already, is not stored (its task's status is still returned)."""
         now = utcnow()
-        task_ids = {result.task_id for result in results}
         with self.database.connection() as connection:
-            tasks = {
-                row.id: row for row in connection.execute(self._locked(TASK.c.endpoints, TASK.c.status, ids=task_ids))
-            }
-            have = set(
-                connection.execute(
-                    select(RESPONSE.c.task_id).where(RESPONSE.c.task_id.in_(task_ids), RESPONSE.c.endpoint == endpoint)
-                ).scalars()
-            )
-            missing = [_new_response_values(r.task_id, endpoint, now) for r in results if r.task_id not in have]
-            if missing:  # a receipt that was never recorded: the result still is
-                connection.execute(insert(RESPONSE), missing)
-            connection.execute(
-                update(RESPONSE)
-                .where(RESPONSE.c.task_id == bindparam("b_task_id"), RESPONSE.c.endpoint == endpoint)
-                .values(
-                    status=ResponseStatus.FINISHED.value,
-                    errnr=bindparam("b_errnr"),
-                    errmsg=bindparam("b_errmsg"),
-                    payload=bindparam("b_payload"),
-                    last_modified_time=now,
-                ),
-                [
-                    {
-                        "b_task_id": r.task_id,
-                        "b_errnr": r.errnr,
-                        "b_errmsg": r.errmsg,
-                        "b_payload": json.dumps(r.payload),
-                    }
-                    for r in results
-                ],
-            )
-            finished = dict(
-                connection.execute(
-                    select(RESPONSE.c.task_id, func.count())
-                    .where(RESPONSE.c.task_id.in_(task_ids), RESPONSE.c.status == ResponseStatus.FINISHED.value)
-                    .group_by(RESPONSE.c.task_id)
-                ).all()
-            )
-            statuses = {task.id: task.status for task in tasks.values()}
-            done = [
-                task.id
-                for task in tasks.values()
-                if task.status in _OPEN and finished.get(task.id) == len(json.loads(task.endpoints))
-            ]
-            if done:
-                connection.execute(
-                    update(TASK)
-                    .where(TASK.c.id.in_(done))
-                    .values(
-                        status=TaskStatus.DONE.value, receipt_checked=True, claim_until=None, last_modified_time=now
+            if starts:
+                self._record_starts(connection, starts, endpoint, now)
+            if not outcomes:
+                return {}
+            task_ids = {outcome.task_id for outcome in outcomes}
+            before = lock_tasks(connection, task_ids, self.database.locks_rows)
+            rows, _ = self._rows(connection, task_ids, endpoint, lock=False)
+            current = [o for o in outcomes if may_finish(rows.get(o.task_id), o.run)]
+            for outcome in outcomes:
+                if outcome not in current:
+                    log.info(
+                        "task %s on %s: run %d is over already; not storing its outcome",
+                        outcome.task_id,
+                        endpoint,
+                        outcome.run,
                     )
+            if current:
+                connection.execute(
+                    update(RESPONSE)
+                    .where(RESPONSE.c.task_id == bindparam("b_task_id"), RESPONSE.c.endpoint == endpoint)
+                    .values(
+                        state=bindparam("b_state"),
+                        status=bindparam("b_status"),
+                        errnr=bindparam("b_errnr"),
+                        errmsg=bindparam("b_errmsg"),
+                        payload=bindparam("b_payload"),
+                        pgid=None,
+                        last_modified_time=now,
+                    ),
+                    [_outcome_values(outcome) for outcome in current],
                 )
-                statuses.update(dict.fromkeys(done, TaskStatus.DONE.value))
-            return [statuses.get(result.task_id, "") for result in results]
+            return refresh_status(connection, before, now)
+
+    def _record_starts(self, connection: Connection, starts: list[Start], endpoint: str, now: dt.datetime) -> None:
+        connection.execute(
+            update(RESPONSE)
+            .where(
+                RESPONSE.c.task_id == bindparam("b_task_id"),
+                RESPONSE.c.endpoint == endpoint,
+                RESPONSE.c.run == bindparam("b_run"),
+                RESPONSE.c.state == ResponseState.RECEIVED.value,
+            )
+            .values(state=ResponseState.RUNNING.value, pgid=bindparam("b_pgid"), last_modified_time=now),
+            [{"b_task_id": s.task_id, "b_run": s.run, "b_pgid": s.pgid} for s in starts],
+        )
+
+    def _rows(
+        self, connection: Connection, task_ids: set[int], endpoint: str, lock: bool
+    ) -> tuple[dict[int, RunRow], dict[int, int]]:
+        """This endpoint's responses to the tasks, and the process groups of those running."""
+        columns = (RESPONSE.c[name] for name in ("task_id", "state", "run", "attempts", "deadline", "pgid"))
+        query = select(*columns).where(RESPONSE.c.task_id.in_(task_ids), RESPONSE.c.endpoint == endpoint)
+        if lock and self.database.locks_rows:
+            query = query.with_for_update()
+        rows, pgids = {}, {}
+        for row in connection.execute(query):
+            rows[row.task_id] = RunRow(ResponseState(row.state), row.run, row.attempts, row.deadline)
+            if row.pgid is not None:
+                pgids[row.task_id] = row.pgid
+        return rows, pgids
+
+    def orphans(self, task_type: str, endpoint: str, touched_before: dt.datetime, limit: int = 100) -> list[Orphan]:
+        """Runs of this endpoint received (or running) and not finished, past their delivery
+        deadline, last touched before `touched_before`: their message expired in the queue, so
+        only the database can bring them back. Each counts another attempt."""
+        now = utcnow()
+        with self.database.connection() as connection:
+            rows = connection.execute(
+                select(TASK, RESPONSE.c.run, RESPONSE.c.attempts, RESPONSE.c.pgid)
+                .join(RESPONSE, RESPONSE.c.task_id == TASK.c.id)
+                .where(
+                    RESPONSE.c.state.in_([ResponseState.RECEIVED.value, ResponseState.RUNNING.value]),
+                    RESPONSE.c.deadline < now,
+                    RESPONSE.c.endpoint == endpoint,
+                    RESPONSE.c.last_modified_time < touched_before,
+                    TASK.c.type == task_type,
+                )
+                .order_by(TASK.c.id)
+                .limit(limit)
+            ).all()
+            orphans = [Orphan(task_record(row), row.run, row.attempts + 1, row.pgid) for row in rows]
+            for orphan in orphans:
+                connection.execute(
+                    update(RESPONSE)
+                    .where(RESPONSE.c.task_id == orphan.task.id, RESPONSE.c.endpoint == endpoint)
+                    .values(attempts=orphan.attempts, state=ResponseState.RECEIVED.value, last_modified_time=now)
+                )
+            return orphans
 
 
-_OPEN = (TaskStatus.CREATED.value, TaskStatus.SENT.value)
-TASK = Task.__table__
-RESPONSE = TaskResponse.__table__
-
-
-def _new_response_values(task_id: int, endpoint: str, now: Any) -> dict[str, Any]:
+def _outcome_values(outcome: Finish) -> dict[str, Any]:
     return {
-        "task_id": task_id,
-        "endpoint": endpoint,
-        "status": ResponseStatus.CREATED.value,
-        "errnr": 0,
-        "errmsg": None,
-        "payload": None,
-        "attempts": 1,
-        "start_time": now,
-        "last_modified_time": now,
+        "b_task_id": outcome.task_id,
+        "b_state": outcome.state.value,
+        "b_status": seed_status(outcome.state),
+        "b_errnr": outcome.errnr,
+        "b_errmsg": outcome.errmsg,
+        "b_payload": json.dumps(outcome.payload),
     }

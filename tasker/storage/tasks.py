@@ -8,15 +8,17 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from tasker.clock import utcnow
 from tasker.errors import DuplicateRow, InvalidTask, StorageError, TaskConflict, TaskerError, TaskNotFound
-from tasker.status import TaskStatus
+from tasker.lifecycle import MISSING_ERRMSG, seed_status
+from tasker.records import ResponseRecord, TaskRecord
+from tasker.status import ErrNr, ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
-from tasker.storage.models import EndpointRegistration, Task, TaskResponse, task_view
+from tasker.storage.models import REGISTRATION, RESPONSE, TASK, response_record, task_record
+from tasker.storage.settle import lock_tasks, refresh_status
 
 log = logging.getLogger(__name__)
 # How long an API process holds a task it is publishing: above the publisher's confirm timeout,
@@ -38,8 +40,16 @@ class NewTask:
 class Created:
     """The stored task and whether this call created it (False: a safe retry)."""
 
-    task: dict[str, Any]
+    task: TaskRecord
     created: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Missed:
+    """A task that became INCOMPLETE, and the endpoints that missed their delivery deadline."""
+
+    task: TaskRecord
+    endpoints: list[str]
 
 
 class TaskStore:
@@ -58,40 +68,48 @@ class TaskStore:
 
     @retry_conflicts
     def create_many(self, news: list[NewTask], timeout: int) -> list[Created | TaskerError]:
-        """Create many tasks in one transaction; for each, what `create` returns or raises."""
-        keys = {(new.type, new.identifier) for new in news}
-        if len(keys) == len(news):
-            try:  # the usual case, all of them new: one INSERT for the lot
+        """Create many tasks, each with a queued response per endpoint, in one transaction when
+        all are new; otherwise each alone. For each, what `create` returns or raises."""
+        if len({(new.type, new.identifier) for new in news}) == len(news):
+            try:  # the usual case, all of them new: one INSERT for the tasks, one for the responses
                 with self.database.connection() as connection:
-                    inserted = self._insert_new(connection, news, timeout)
+                    inserted = self._insert(connection, news, timeout)
                 if inserted is not None:
                     return inserted
             except StorageError:
                 pass  # a retry or a clash among them, or one the database refuses: look at each
-        try:
-            with self.database.transaction() as session:
-                return self._create_batch(session, news, timeout)
-        except DuplicateRow:  # another process stored one of them meanwhile: it exists now
-            if len(news) == 1:
-                with self.database.transaction() as session:
-                    return self._create_batch(session, news, timeout)
-            return [self._alone(new, timeout) for new in news]
-        except StorageError:
-            if len(news) == 1:
-                raise
-            # One of them cannot be stored (too large for the database, say): it alone fails.
-            return [self._alone(new, timeout) for new in news]
+        return [self._create_alone(new, timeout) for new in news]
 
-    def _alone(self, new: NewTask, timeout: int) -> Created | TaskerError:
+    def _create_alone(self, new: NewTask, timeout: int) -> Created | TaskerError:
         try:
-            return self.create_many([new], timeout)[0]
+            return self._create_or_find(new, timeout)
+        except DuplicateRow:  # another process stored it meanwhile: it exists now
+            try:
+                return self._create_or_find(new, timeout)
+            except TaskerError as exc:
+                return exc
         except TaskerError as exc:
             return exc
 
-    def _insert_new(self, connection: Connection, news: list[NewTask], timeout: int) -> list[Created] | None:
-        """Insert tasks none of which exists; None when one has nobody to go to."""
+    def _create_or_find(self, new: NewTask, timeout: int) -> Created:
+        with self.database.connection() as connection:
+            row = connection.execute(
+                select(TASK).where(TASK.c.type == new.type, TASK.c.identifier == new.identifier)
+            ).first()
+            if row is not None:
+                if not _same_content(row, new):
+                    raise _conflict(new)
+                return Created(task_record(row), False)
+            inserted = self._insert(connection, [new], timeout)
+        if inserted is None:
+            raise _nobody_registered(new.type)
+        return inserted[0]
+
+    def _insert(self, connection: Connection, news: list[NewTask], timeout: int) -> list[Created] | None:
+        """Insert tasks none of which exists, with their responses; None when one has nobody to go to."""
         registered: dict[str, list[str]] = {}
         now = utcnow()
+        deadline = now + dt.timedelta(seconds=timeout)
         rows = []
         for new in news:
             if new.endpoints is None and new.type not in registered:
@@ -99,158 +117,167 @@ class TaskStore:
             endpoints = new.endpoints or registered[new.type]
             if not endpoints:
                 return None
-            rows.append(self._new_values(new, json.dumps(new.payload, sort_keys=True), endpoints, timeout, now))
-        table = Task.__table__
-        if connection.dialect.insert_executemany_returning_sort_by_parameter_order:  # MariaDB, SQLite
-            statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            ids = connection.execute(statement, rows).scalars()
-        else:  # MySQL has no INSERT ... RETURNING: one statement a row
-            ids = [connection.execute(insert(table).values(row)).inserted_primary_key[0] for row in rows]
-        return [Created(task_view(dict(row, id=task_id)), True) for row, task_id in zip(rows, ids, strict=True)]
-
-    def _create_batch(self, session: Session, news: list[NewTask], timeout: int) -> list[Created | TaskerError]:
-        keys = {(new.type, new.identifier) for new in news}
-        known = {
-            (task.type, task.identifier): task
-            for task in session.scalars(select(Task).where(tuple_(Task.type, Task.identifier).in_(keys)))
-        }
-        registered: dict[str, list[str]] = {}
-        now = utcnow()
-        outcomes: list[tuple[Task, bool] | TaskerError] = []
-        for new in news:
-            payload = json.dumps(new.payload, sort_keys=True)
-            task = known.get((new.type, new.identifier))
-            if task is not None:
-                outcomes.append((task, False) if _same_content(task, new, payload) else _conflict(new))
-                continue
-            if new.endpoints is None and new.type not in registered:
-                registered[new.type] = self._registered(session, new.type)
-            endpoints = new.endpoints or registered[new.type]
-            if not endpoints:
-                outcomes.append(_nobody_registered(new.type))
-                continue
-            task = self._new_row(new, payload, endpoints, timeout, now)
-            session.add(task)
-            known[(new.type, new.identifier)] = task
-            outcomes.append((task, True))
-        session.flush()
-        return [o if isinstance(o, TaskerError) else Created(o[0].to_dict(), o[1]) for o in outcomes]
-
-    def _new_row(self, new: NewTask, payload: str, endpoints: list[str], timeout: int, now: dt.datetime) -> Task:
-        return Task(**self._new_values(new, payload, endpoints, timeout, now))
-
-    def _new_values(
-        self, new: NewTask, payload: str, endpoints: list[str], timeout: int, now: dt.datetime
-    ) -> dict[str, Any]:
-        return {
-            "identifier": new.identifier,
-            "type": new.type,
-            "payload": payload,
-            "endpoints": json.dumps(endpoints),
-            "status": TaskStatus.CREATED.value,
-            "start_time": now,
-            "last_modified_time": now,
-            "deadline": now + dt.timedelta(seconds=timeout),
-            "receipt_checked": False,
-            "claim_until": now + dt.timedelta(seconds=self.claim_seconds),
-        }
-
-    def _registered(self, session: Session | Connection, task_type: str) -> list[str]:
-        rows = session.execute(
-            select(EndpointRegistration.endpoint)
-            .where(EndpointRegistration.type == task_type)
-            .order_by(EndpointRegistration.endpoint)
-        ).scalars()
-        return list(rows)
-
-    def get(self, task_type: str, identifier: str) -> dict[str, Any]:
-        """The task and every endpoint's response, as `GET /<type>/<identifier>` answers."""
-        with self.database.transaction() as session:
-            task = self._find(session, task_type, identifier)
-            responses = session.scalars(
-                select(TaskResponse).where(TaskResponse.task_id == task.id).order_by(TaskResponse.id)
+            rows.append(
+                {
+                    "identifier": new.identifier,
+                    "type": new.type,
+                    "payload": _stored_payload(new.payload),
+                    "endpoints": json.dumps(endpoints),
+                    "status": TaskStatus.CREATED.value,
+                    "start_time": now,
+                    "last_modified_time": now,
+                    "deadline": deadline,
+                    "claim_until": now + dt.timedelta(seconds=self.claim_seconds),
+                }
             )
-            return {"task": task.to_dict(), "taskResponseList": [r.to_dict() for r in responses]}
+        ids = _insert_returning_ids(connection, rows)
+        responses = [
+            _queued_response(task_id, endpoint, now, deadline)
+            for row, task_id in zip(rows, ids, strict=True)
+            for endpoint in json.loads(row["endpoints"])
+        ]
+        connection.execute(insert(RESPONSE), responses)
+        return [Created(task_record(_Row(row, id=task_id)), True) for row, task_id in zip(rows, ids, strict=True)]
 
-    def _find(self, session: Session, task_type: str, identifier: str) -> Task:
-        task = session.scalar(select(Task).where(Task.type == task_type, Task.identifier == identifier))
-        if task is None:
-            raise TaskNotFound("no %s task with identifier %r" % (task_type, identifier))
-        return task
+    def _registered(self, connection: Connection, task_type: str) -> list[str]:
+        query = select(REGISTRATION.c.endpoint).where(REGISTRATION.c.type == task_type)
+        return list(connection.execute(query.order_by(REGISTRATION.c.endpoint)).scalars())
+
+    def get(self, task_type: str, identifier: str) -> tuple[TaskRecord, list[ResponseRecord]]:
+        """The task and every endpoint's response, in the order of the task's endpoints."""
+        with self.database.connection() as connection:
+            row = connection.execute(
+                select(TASK).where(TASK.c.type == task_type, TASK.c.identifier == identifier)
+            ).first()
+            if row is None:
+                raise TaskNotFound("no %s task with identifier %r" % (task_type, identifier))
+            responses = connection.execute(select(RESPONSE).where(RESPONSE.c.task_id == row.id).order_by(RESPONSE.c.id))
+            return task_record(row), [response_record(response) for response in responses]
 
     @retry_conflicts
     def mark_sent(self, task_ids: list[int]) -> None:
         """Record that the broker confirmed these tasks (those still CREATED become SENT)."""
         with self.database.connection() as connection:
             connection.execute(
-                update(Task)
-                .where(Task.id.in_(task_ids), Task.status == TaskStatus.CREATED.value)
+                update(TASK)
+                .where(TASK.c.id.in_(task_ids), TASK.c.status == TaskStatus.CREATED.value)
                 .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=utcnow())
             )
 
     @retry_conflicts
     def release(self, task_ids: list[int]) -> None:
         """Give up the claim on tasks that could not be published, so the outbox retries them now."""
-        with self.database.transaction() as session:
-            session.execute(update(Task).where(Task.id.in_(task_ids)).values(claim_until=None))
+        with self.database.connection() as connection:
+            connection.execute(update(TASK).where(TASK.c.id.in_(task_ids)).values(claim_until=None))
 
-    def claim_unsent(self, limit: int = 100) -> list[dict[str, Any]]:
+    def claim_unsent(self, limit: int = 100) -> list[TaskRecord]:
         """Claim CREATED tasks that nobody is publishing; only one API process wins each."""
         now = utcnow()
-        with self.database.transaction() as session:
-            candidates = session.execute(
-                select(Task.id, Task.claim_until)
-                .where(Task.status == TaskStatus.CREATED.value, Task.deadline > now)
-                .where((Task.claim_until.is_(None)) | (Task.claim_until < now))
-                .order_by(Task.id)
+        with self.database.connection() as connection:
+            candidates = connection.execute(
+                select(TASK.c.id, TASK.c.claim_until)
+                .where(TASK.c.status == TaskStatus.CREATED.value, TASK.c.deadline > now)
+                .where((TASK.c.claim_until.is_(None)) | (TASK.c.claim_until < now))
+                .order_by(TASK.c.id)
                 .limit(limit)
             ).all()
         claimed = []
         for task_id, claim_until in candidates:
-            with self.database.transaction() as session:
-                won = session.execute(
-                    update(Task)
-                    .where(Task.id == task_id, Task.status == TaskStatus.CREATED.value)
+            with self.database.connection() as connection:
+                won = connection.execute(
+                    update(TASK)
+                    .where(TASK.c.id == task_id, TASK.c.status == TaskStatus.CREATED.value)
                     .where(_same_claim(claim_until))
                     .values(claim_until=now + dt.timedelta(seconds=self.claim_seconds))
                 ).rowcount
                 if won:
-                    claimed.append(session.get(Task, task_id).to_dict())
+                    claimed.append(task_record(connection.execute(select(TASK).where(TASK.c.id == task_id)).one()))
         return claimed
 
     @retry_conflicts
-    def expire_overdue(self, limit: int = 500) -> list[dict[str, Any]]:
-        """Check every task past its deadline once; mark INCOMPLETE those an endpoint missed."""
+    def expire_overdue(self, limit: int = 500) -> list[Missed]:
+        """Mark `missing` every run still queued past its delivery deadline, and its task
+        INCOMPLETE; return the tasks that changed, with the endpoints that missed."""
         now = utcnow()
-        with self.database.transaction() as session:
-            due = list(
-                session.scalars(
-                    select(Task.id)
-                    .where(Task.receipt_checked.is_(False), Task.deadline < now)
-                    .order_by(Task.deadline)
-                    .limit(limit)
+        with self.database.connection() as connection:
+            due = connection.execute(
+                select(RESPONSE.c.task_id)
+                .where(RESPONSE.c.state == ResponseState.QUEUED.value, RESPONSE.c.deadline < now)
+                .order_by(RESPONSE.c.deadline)
+                .limit(limit)
+            ).scalars()
+            task_ids = set(due)
+            if not task_ids:
+                return []
+            before = lock_tasks(connection, task_ids, self.database.locks_rows)
+            overdue = (RESPONSE.c.state == ResponseState.QUEUED.value) & (RESPONSE.c.deadline < now)
+            missed = connection.execute(
+                select(RESPONSE.c.task_id, RESPONSE.c.endpoint).where(RESPONSE.c.task_id.in_(task_ids), overdue)
+            ).all()
+            connection.execute(
+                update(RESPONSE)
+                .where(RESPONSE.c.task_id.in_(task_ids), overdue)
+                .values(
+                    state=ResponseState.MISSING.value,
+                    status=seed_status(ResponseState.MISSING),
+                    errnr=ErrNr.GENERAL_ERROR.value,
+                    errmsg=MISSING_ERRMSG,
+                    last_modified_time=now,
                 )
             )
-        expired = []
-        for task_id in due:
-            with self.database.transaction() as session:
-                task = session.get(Task, task_id, with_for_update=self.database.locks_rows)
-                if task is None or task.receipt_checked:
-                    continue
-                received = set(session.scalars(select(TaskResponse.endpoint).where(TaskResponse.task_id == task_id)))
-                missing = [e for e in task.endpoint_list() if e not in received]
-                task.receipt_checked = True
-                if missing and task.status != TaskStatus.DONE.value:
-                    task.status = TaskStatus.INCOMPLETE.value
-                    task.last_modified_time = now
-                    expired.append(dict(task.to_dict(), missing=missing))
-        return expired
+            after = refresh_status(connection, before, now)
+            changed = [task_id for task_id in after if after[task_id] is not before[task_id]]
+            if not changed:
+                return []
+            rows = connection.execute(select(TASK).where(TASK.c.id.in_(changed)).order_by(TASK.c.id))
+            records = [task_record(row) for row in rows]
+        by_task: dict[int, list[str]] = {}
+        for task_id, endpoint in missed:
+            by_task.setdefault(task_id, []).append(endpoint)
+        return [Missed(record, sorted(by_task.get(record.id, []))) for record in records]
 
 
-def _same_content(task: Task, new: NewTask, payload: str) -> bool:
+class _Row:
+    """A dict of column values read as a row (attribute access), with overrides."""
+
+    def __init__(self, values: dict[str, Any], **more: Any) -> None:
+        self.__dict__.update(values, **more)
+
+
+def _insert_returning_ids(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    if connection.dialect.insert_executemany_returning_sort_by_parameter_order:  # MariaDB, SQLite
+        statement = insert(TASK).returning(TASK.c.id, sort_by_parameter_order=True)
+        return list(connection.execute(statement, rows).scalars())
+    # MySQL has no INSERT ... RETURNING: one statement a row
+    return [connection.execute(insert(TASK).values(row)).inserted_primary_key[0] for row in rows]
+
+
+def _queued_response(task_id: int, endpoint: str, now: dt.datetime, deadline: dt.datetime) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "endpoint": endpoint,
+        "state": ResponseState.QUEUED.value,
+        "status": seed_status(ResponseState.QUEUED),
+        "run": 1,
+        "attempts": 0,
+        "errnr": ErrNr.SUCCESS.value,
+        "errmsg": None,
+        "payload": None,
+        "start_time": now,
+        "last_modified_time": now,
+        "deadline": deadline,
+        "pgid": None,
+    }
+
+
+def _stored_payload(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True)
+
+
+def _same_content(row: Any, new: NewTask) -> bool:
     """Whether a POST repeats the stored task: same payload, same endpoints in any order (or none given)."""
-    same_endpoints = new.endpoints is None or sorted(new.endpoints) == sorted(task.endpoint_list())
-    return task.payload == payload and same_endpoints
+    same_endpoints = new.endpoints is None or sorted(new.endpoints) == sorted(json.loads(row.endpoints))
+    return row.payload == _stored_payload(new.payload) and same_endpoints
 
 
 def _conflict(new: NewTask) -> TaskConflict:
@@ -264,4 +291,4 @@ def _nobody_registered(task_type: str) -> InvalidTask:
 
 
 def _same_claim(claim_until: dt.datetime | None) -> Any:
-    return Task.claim_until.is_(None) if claim_until is None else Task.claim_until == claim_until
+    return TASK.c.claim_until.is_(None) if claim_until is None else TASK.c.claim_until == claim_until

@@ -214,15 +214,21 @@ def test_the_manager_survives_undecodable_messages_and_dead_letters_them(api, cl
             0.2,
             "the bad messages in the dead-letter queue",
         )
+        reasons = []
+        while (got := channel.basic_get("tasker.dead-letter", auto_ack=True))[0] is not None:
+            reasons.append(got[1].headers["x-tasker-reason"])
+            assert got[1].headers["x-tasker-queue"] == "tasker.worker.console2"
     finally:
         connection.close()
     identifier = unique("after-bad")
     assert api.post("worker", {"identifier": identifier, "endpoints": ["console2"]}).status == 201
     api.wait_status("worker", identifier, ("DONE",))
     assert manager.popen.poll() is None
-    log = manager.log()
-    assert "dead-lettering message" in log and "is not JSON" in log and "type 'backup' is not this manager's" in log
-    assert "no valid task type" in log and "over the limit of 16777216" in log and "no such task in the database" in log
+    assert len(reasons) == len(bad)
+    for reason in ("is not JSON", "a backup task for console2, not for", "no valid task type", "no valid task id"):
+        assert any(reason in text for text in reasons), reason
+    assert any("over the limit of 16777216" in text for text in reasons)
+    assert "no such task or endpoint in the database" in reasons
 
 
 def test_bin_manager_refuses_a_task_type_that_is_not_configured():

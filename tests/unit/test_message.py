@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 
 from tasker.errors import InvalidTask
 from tasker.messaging.message import MAX_MESSAGE_BYTES, decode_task, encode_task
+from tasker.records import TaskRecord
+from tasker.status import TaskStatus
 
-TASK = {
-    "id": 7,
-    "identifier": "abc",
-    "type": "worker",
-    "endpoints": ["console1"],
-    "payload": {"a": 1},
-    "status": "CREATED",
-    "start_time": "2026-01-01 00:00:00",
-}
+NOON = dt.datetime(2026, 1, 1, 12, 0, 0)
+TASK = TaskRecord(7, "abc", "worker", {"a": 1}, ("console1",), TaskStatus.CREATED, NOON, NOON, NOON)
+BODY = json.loads(encode_task(TASK))
 
 
 def test_a_task_survives_the_round_trip():
-    message = decode_task(encode_task(TASK))
+    message = decode_task(encode_task(TASK, run=2, deadline=NOON))
     assert (message.id, message.identifier, message.type, message.endpoints, message.payload) == (
         7,
         "abc",
@@ -29,6 +26,13 @@ def test_a_task_survives_the_round_trip():
         ("console1",),
         {"a": 1},
     )
+    assert (message.run, message.deadline) == (2, "2026-01-01 12:00:00")
+
+
+def test_a_message_of_an_earlier_version_is_run_one():
+    body = {"id": 7, "identifier": "abc", "type": "worker", "endpoints": ["e1"], "payload": 1}
+    message = decode_task(json.dumps(body).encode())
+    assert (message.run, message.deadline) == (1, None)
 
 
 @pytest.mark.parametrize(
@@ -36,12 +40,14 @@ def test_a_task_survives_the_round_trip():
     [
         (b"\x80\x03}q\x00.", "not JSON"),  # a pickle
         (b"[1]", "not a JSON object"),
-        (json.dumps(dict(TASK, id="7")).encode(), "no valid task id"),
-        (json.dumps(dict(TASK, id=True)).encode(), "no valid task id"),
-        (json.dumps(dict(TASK, type="../../os")).encode(), "no valid task type"),
-        (json.dumps(dict(TASK, type="os.path")).encode(), "no valid task type"),
-        (json.dumps(dict(TASK, identifier="")).encode(), "no valid identifier"),
-        (json.dumps(dict(TASK, endpoints="console1")).encode(), "no valid endpoint list"),
+        (json.dumps(dict(BODY, id="7")).encode(), "no valid task id"),
+        (json.dumps(dict(BODY, id=True)).encode(), "no valid task id"),
+        (json.dumps(dict(BODY, type="../../os")).encode(), "no valid task type"),
+        (json.dumps(dict(BODY, type="os.path")).encode(), "no valid task type"),
+        (json.dumps(dict(BODY, identifier="")).encode(), "no valid identifier"),
+        (json.dumps(dict(BODY, endpoints="console1")).encode(), "no valid endpoint list"),
+        (json.dumps(dict(BODY, run=0)).encode(), "no valid run"),
+        (json.dumps(dict(BODY, deadline=5)).encode(), "no valid deadline"),
         (b" " * (MAX_MESSAGE_BYTES + 1), "over the limit"),
     ],
 )

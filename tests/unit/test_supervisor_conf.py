@@ -32,6 +32,8 @@ def test_one_program_for_the_api_and_one_per_endpoint_and_task_type(monkeypatch)
     manager = conf["program:manager-worker-console2"]
     assert manager["command"] == "/opt/tasker/bin/manager --endpoint console2 --tasktype worker --mode development"
     assert manager["autorestart"] == "true" and manager["stopsignal"] == "TERM"
+    assert manager["stopasgroup"] == "false", "a handler's own processes are not sent the SIGTERM"
+    assert manager["killasgroup"] == "true", "the SIGKILL after stopwaitsecs reaches them all"
     assert int(manager["stopwaitsecs"]) == config.supervisor.stopwaitsecs == 120
     assert manager["stdout_logfile"].endswith("var/log/manager-worker-console2.log")
     assert conf["program:api"]["command"] == "/opt/tasker/bin/api --mode development"

@@ -1,0 +1,287 @@
+"""The work horse: runs a task type's handler module in a child process, so that a run can be stopped.
+
+A `WorkHorse` serves one handler module. By default it keeps one persistent child process
+(`tasker.manager.workhorse_child`) that imports the module once and performs runs one at a
+time; a child that dies, or is stopped, is replaced at the next run. With `fresh=True` every
+run gets a child of its own instead: slower by far (see bench/workhorse.py), but no run sees
+what an earlier one left in the process.
+
+Two ways to drive it, from one thread:
+- `perform(job)` blocks until the run has ended and returns its `Outcome`;
+- `begin(job)` starts a run and returns its process group; then wait until `fileno()` is
+  readable or the monotonic time `next_check()` has come, and call `collect()`, which never
+  blocks, until it returns the `Outcome`.
+`cancel()` may be called from any thread.
+
+Each child leads its own session and process group: the manager's SIGTERM (supervisorctl
+stop) does not reach it, so the run in hand finishes. A timeout or `cancel()` sends SIGTERM to
+the group, then SIGKILL `grace` seconds later (or as soon as the child has exited, for what it
+left behind). The child dies with its manager (PR_SET_PDEATHSIG); what it left behind is
+ended by the next manager with `kill_group()`, given the group id `begin()` returned.
+PR_SET_PDEATHSIG follows the thread that started the child, not the process: drive the work
+horse from a thread that lives as long as it does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import select
+import threading
+import time
+from typing import Any, Callable
+
+from tasker.errors import ConfigError, HandlerModuleError, WorkHorseError
+from tasker.manager.workhorse_job import Job, Outcome, RunState
+from tasker.manager.workhorse_process import Child, ProtocolError, describe_exit, kill_group
+from tasker.manager.workhorse_run import Run
+
+__all__ = ["Job", "Outcome", "RunState", "WorkHorse", "kill_group"]
+log = logging.getLogger(__name__)
+DEFAULT_GRACE = 10.0
+DEFAULT_MAX_RESULT = 4 * 2**20
+_JOB_FIELDS = [field.name for field in dataclasses.fields(Job) if field.name != "timeout"]
+_STARTING = object()  # in place of the run in hand while begin() starts it
+
+
+class WorkHorse:
+    """Runs `handle_task` of one handler module in a child process, one run at a time."""
+
+    def __init__(
+        self,
+        module_name: str,
+        settings: dict[str, Any],
+        *,
+        grace: float = DEFAULT_GRACE,
+        max_result: int = DEFAULT_MAX_RESULT,
+        fresh: bool = False,
+        on_start: Callable[[int], None] | None = None,
+        on_progress: Callable[[float, str | None], None] | None = None,
+    ) -> None:
+        """`settings`: the type's handler_settings (JSON data); `grace`: seconds from SIGTERM to SIGKILL;
+        `max_result`: the largest result payload, in bytes of JSON; `fresh`: a new child per run;
+        `on_start(pgid)`: called as each run starts, with the child's process group, before the
+        handler can start; `on_progress(percent, message)`: the handler reports progress.
+        """
+        try:
+            json.dumps(settings, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError("the handler settings of %s are not JSON data: %s" % (module_name, exc)) from exc
+        self.module_name = module_name
+        self.settings = settings
+        self.grace = grace
+        self.max_result = max_result
+        self.fresh = fresh
+        self.on_start = on_start
+        self.on_progress = on_progress
+        self.pgid: int | None = None  # the process group of the current child, running or idle
+        self._lock = threading.Lock()
+        self._epoll = select.epoll()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._child: Child | None = None
+        self._run: Run | object | None = None  # the run in hand, or _STARTING
+        self._performing = False  # a perform() is under way (it ends the child if closed meanwhile)
+        self._closed = False
+        self._seq = 0
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the child and wait until it has imported the module (a fresh one then ends).
+
+        Raises HandlerModuleError if the module cannot be imported or lacks `handle_task`,
+        WorkHorseError if no child can be started or it does not get ready within `timeout`.
+        """
+        if self._closed:
+            raise WorkHorseError("the work horse of %s is closed" % self.module_name)
+        if self._child is not None and self._child.alive():
+            return
+        child = self._ready_child()
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._epoll.poll(max(0.0, deadline - time.monotonic()))
+                _drain(self._wake_r)
+                exited = child.exited()
+                for message in child.receive():
+                    if message["op"] == "ready":
+                        return
+                    if message["op"] == "error":
+                        raise HandlerModuleError(str(message.get("errmsg")))
+                if exited:
+                    why = describe_exit(self._bury(child))
+                    raise WorkHorseError("cannot start the handler process of %s: %s" % (self.module_name, why))
+                if time.monotonic() >= deadline:
+                    raise WorkHorseError("handler process of %s not ready after %g s" % (self.module_name, timeout))
+        except ProtocolError as exc:
+            self._bury(child)
+            raise WorkHorseError("handler process of %s broke the protocol: %s" % (self.module_name, exc)) from exc
+        except (HandlerModuleError, WorkHorseError):
+            self._bury(child)
+            raise
+        finally:
+            if self.fresh:
+                self._bury(child)
+
+    def perform(self, job: Job) -> Outcome:
+        """Run the handler for `job` in the child and return how the run ended; blocks till then.
+
+        Never raises for what the handler does; raises WorkHorseError if no child can be
+        started or the work horse is closed, and what `on_start` raises.
+        """
+        self._begin(job, performing=True)
+        try:
+            while True:
+                outcome = self.collect()
+                if outcome is not None:
+                    return outcome
+                check = self.next_check()
+                self._epoll.poll(-1 if check is None else max(0.0, check - time.monotonic()))
+        finally:
+            with self._lock:
+                self._performing = False
+                closed = self._closed
+            if closed:
+                self._teardown(kill=False)
+
+    def begin(self, job: Job) -> int:
+        """Start a run of `job`; its child's process group. Then `collect()` until it has ended."""
+        return self._begin(job, performing=False)
+
+    def fileno(self) -> int:
+        """A descriptor that is readable when `collect()` has something to do."""
+        return self._epoll.fileno()
+
+    def next_check(self) -> float | None:
+        """The `time.monotonic()` by which `collect()` must be called even if `fileno()` is not
+        readable (a time limit, a grace ending); None if there is none."""
+        run = self._run
+        return run.next_check() if isinstance(run, Run) else None
+
+    def collect(self) -> Outcome | None:
+        """Take in what the child sent, enforce time limits and stops, without blocking: the
+        outcome if the run has ended (no run is then in hand), else None."""
+        run = self._run
+        if not isinstance(run, Run):
+            return None
+        _drain(self._wake_r)
+        outcome = run.advance()
+        if outcome is not None:
+            if self.fresh or run.child.returncode is not None:
+                self._bury(run.child)
+            with self._lock:
+                self._run = None
+        return outcome
+
+    def cancel(self) -> bool:
+        """Stop the run in hand as cancelled (from any thread); False if there is none to stop."""
+        return self._stop(Outcome.failed("cancelled", RunState.CANCELLED), kill=False)
+
+    def close(self, kill: bool = False) -> None:
+        """End the child, and accept no more runs: an idle child exits cleanly; a run in hand
+        has its group killed if `kill` (a `perform()` in another thread then returns it as
+        cancelled), else is finished first by a `perform()` under way, else is an error."""
+        with self._lock:
+            self._closed = True
+            run, performing = self._run, self._performing
+        if run is not None and performing:  # the perform() under way ends the child
+            if kill:
+                self._stop(Outcome.failed("killed: the work horse is closing", RunState.CANCELLED), kill=True)
+            return
+        if isinstance(run, Run):
+            if not kill:
+                raise WorkHorseError("a run is in hand: collect() its outcome first, or close(kill=True)")
+            log.warning("task %s on %s: killing its process group: closing", run.job.identifier, run.job.endpoint)
+            self._bury(run.child)
+            with self._lock:
+                self._run = None
+        self._teardown(kill)
+
+    # The run ----------------------------------------------------------------------------------
+
+    def _begin(self, job: Job, performing: bool) -> int:
+        with self._lock:
+            if self._closed:
+                raise WorkHorseError("the work horse of %s is closed" % self.module_name)
+            if self._run is not None:
+                raise WorkHorseError("the work horse of %s has a run in hand already" % self.module_name)
+            self._run = _STARTING
+            self._performing = performing
+        child = None
+        try:
+            child = self._ready_child()
+            self._seq += 1
+            run = Run(job, child, self._seq, self.grace, self._lock, self.on_progress)
+            if self.on_start is not None:
+                self.on_start(child.pgid)
+            child.send(self._message(job, run.seq))
+        except BaseException:
+            if self.fresh and child is not None:
+                self._bury(child)
+            with self._lock:
+                self._run = None
+                self._performing = False
+            raise
+        with self._lock:
+            self._run = run
+        return child.pgid
+
+    def _message(self, job: Job, seq: int) -> dict[str, Any]:
+        fields = {name: getattr(job, name) for name in _JOB_FIELDS}
+        return {"op": "run", "seq": seq, **fields, "settings": self.settings}
+
+    def _stop(self, outcome: Outcome, kill: bool) -> bool:
+        """Have the run in hand stopped, with SIGKILL at once if `kill`; the first outcome given
+        wins. False if there is no run in hand, or it is being stopped already."""
+        with self._lock:
+            run = self._run
+            if not isinstance(run, Run):
+                return False
+            first = run.request_stop(outcome, kill)
+            if (first or kill) and self._wake_w >= 0:
+                try:
+                    os.write(self._wake_w, b"x")  # makes fileno() readable: the driver acts
+                except BlockingIOError:
+                    pass  # full: a wake-up is pending anyway
+        return first
+
+    # The child --------------------------------------------------------------------------------
+
+    def _ready_child(self) -> Child:
+        child = self._child
+        if child is not None and not child.alive():
+            log.warning("handler process of %s ended idle: %s", self.module_name, describe_exit(self._bury(child)))
+            child = None
+        if child is None:
+            child = self._child = Child(self.module_name, self.max_result, self.fresh, self._epoll)
+            self.pgid = child.pgid
+        return child
+
+    def _bury(self, child: Child) -> int:
+        if self._child is child:
+            self._child = None
+            self.pgid = None
+        return child.finish()
+
+    def _teardown(self, kill: bool) -> None:
+        child = self._child
+        if child is not None:
+            child.end(0 if kill else self.grace)
+            self._bury(child)
+        with self._lock:
+            if self._wake_w >= 0:
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_r = self._wake_w = -1
+                self._epoll.close()
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass

@@ -1,0 +1,231 @@
+"""The work horse's child: runs a handler module's `handle_task`, one run at a time.
+
+Started only by `tasker.manager.workhorse` (never by hand), as
+
+    python -m tasker.manager.workhorse_child --manager-pid PID --module NAME --fd FD
+                                             [--max-result BYTES] [--once]
+
+It leads its own session and process group (the manager starts it so), dies with its manager
+(PR_SET_PDEATHSIG), imports the handler module named on its command line (the manager takes
+the name from the configuration; no message decides what is imported), then serves runs until
+its manager closes the socket (or after one run, with `--once`).
+
+The protocol: one JSON object a line, over the Unix socket on fd FD (never stdout/stderr,
+which stay the handler's: inherited from the manager).
+  manager -> child  {"op": "run", "seq", "task_id", "identifier", "type", "payload", "endpoints",
+                     "endpoint", "run", "attempts", "settings"}
+  child -> manager  {"op": "ready"} once the module is imported, or {"op": "error", "errmsg"} and exit;
+                    {"op": "progress", "seq", "percent", "message"} from `taskResponse.progress()`;
+                    {"op": "result", "seq", "errnr", "errmsg", "traceback", "payload"}: the run's end.
+The result is checked here as `HandlerModule.run` checks it (`_checked`), and its payload's JSON
+must fit in `--max-result` bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import dataclasses
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from types import ModuleType
+from typing import Any, BinaryIO, Callable
+
+from tasker.manager.handler_module import Task, TaskResponse, _checked, _failed, _shorten
+
+PR_SET_PDEATHSIG = 1
+PROGRESS_INTERVAL = 0.5
+MAX_TRACEBACK = 50_000
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve runs until the manager closes the socket; the exit status for `os._exit`."""
+    args = _parse(argv)
+    _die_with_manager(args.manager_pid)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())  # an exec keeps the mask and ignored signals
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    channel = _Channel(socket.socket(fileno=args.fd))
+    try:
+        module = _load(args.module)
+    except Exception as exc:
+        channel.send({"op": "error", "errmsg": str(exc)})
+        return 2
+    channel.send({"op": "ready"})
+    for line in channel.lines():
+        message = json.loads(line)
+        if message.get("op") != "run":
+            raise ValueError("unknown message from the manager: %r" % message.get("op"))
+        channel.send_text(_run(module, message, channel, args.max_result))
+        if args.once:
+            break
+    return 0
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tasker.manager.workhorse_child")
+    parser.add_argument("--manager-pid", type=int, required=True)
+    parser.add_argument("--module", required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--max-result", type=int, default=4 * 2**20)
+    parser.add_argument("--once", action="store_true")
+    return parser.parse_args(argv)
+
+
+def _die_with_manager(manager_pid: int) -> None:
+    """Get SIGKILL when the manager (strictly: the thread that started us) ends; exit if it has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != manager_pid:  # the manager died before the prctl: nobody would kill us
+        os._exit(3)
+
+
+def _load(name: str) -> ModuleType:
+    try:
+        module = importlib.import_module(name)
+    except BaseException as exc:  # SystemExit or KeyboardInterrupt on import is the module's fault too
+        raise ImportError("cannot import handler module %s: %s" % (name, _describe(exc))) from exc
+    if not callable(getattr(module, "handle_task", None)):
+        raise ImportError("handler module %s has no handle_task(task, taskResponse)" % name)
+    return module
+
+
+class _Channel:
+    """This end of the socket: lines in; whole lines out, from any thread of the handler."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.set_inheritable(False)  # the handler's own subprocesses must not hold it open
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def lines(self) -> BinaryIO:
+        return self._sock.makefile("rb")
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_text(json.dumps(message, allow_nan=False))
+
+    def send_text(self, text: str) -> None:
+        data = text.encode("utf-8") + b"\n"
+        with self._lock:
+            self._sock.sendall(data)
+
+
+@dataclasses.dataclass
+class RunTask(Task):
+    """The task as `handle_task` sees it in a work horse: `Task` and the run number."""
+
+    run: int = 1
+
+
+@dataclasses.dataclass
+class RunResponse(TaskResponse):
+    """The taskResponse a handler fills in a work horse: `TaskResponse`, run number, progress."""
+
+    run: int = 1
+
+    def progress(self, percent: float, message: str | None = None) -> None:
+        """Tell the manager how far the run is (0 to 100); calls within 0.5 s of the last are dropped."""
+        report: Callable[[float, str | None], None] | None = getattr(self, "_report", None)
+        if report is not None:
+            report(percent, message)
+
+
+class _Progress:
+    def __init__(self, channel: _Channel, seq: int) -> None:
+        self.channel, self.seq, self.last = channel, seq, float("-inf")
+
+    def __call__(self, percent: float, message: str | None) -> None:
+        percent = float(percent)
+        if not 0 <= percent <= 100:
+            raise ValueError("progress percent must be from 0 to 100, not %r" % percent)
+        now = time.monotonic()
+        if now - self.last < PROGRESS_INTERVAL:
+            return
+        self.last = now
+        text = None if message is None else _shorten(str(message))
+        self.channel.send({"op": "progress", "seq": self.seq, "percent": percent, "message": text})
+
+
+def _run(module: ModuleType, job: dict[str, Any], channel: _Channel, max_result: int) -> str:
+    """Run `handle_task` once; the result line, already JSON."""
+    task = RunTask(
+        job["task_id"], job["identifier"], job["type"], job["payload"], job["endpoints"], job["settings"], job["run"]
+    )
+    response = RunResponse(job["task_id"], job["endpoint"], job["attempts"], run=job["run"])
+    response._report = _Progress(channel, job["seq"])
+    trace = None
+    try:
+        result = module.handle_task(task, response)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the handler failed
+        trace = _shorten_traceback(exc)
+        response = _failed(response, _describe(exc))
+    else:
+        try:
+            response = _answer(response, result)
+        except BaseException as exc:  # an answer so odd that checking it raises
+            response = _failed(response, "cannot check the handler's answer: %s" % _describe(exc))
+    finally:
+        _flush_stdio()
+    try:
+        payload = json.dumps(response.payload, allow_nan=False)
+    except BaseException as exc:  # changed by a thread of the handler after the check
+        response, payload = _failed(response, "handler set a payload that is not JSON: %s" % _describe(exc)), "null"
+    if len(payload) > max_result:  # ASCII: characters are bytes
+        message = "result payload of %d bytes is over manager.max_result (%d bytes)" % (len(payload), max_result)
+        response, payload = _failed(response, message), "null"
+    head = {"op": "result", "seq": job["seq"], "errnr": response.errnr, "errmsg": response.errmsg, "traceback": trace}
+    return '%s,"payload":%s}' % (json.dumps(head)[:-1], payload)
+
+
+def _answer(response: RunResponse, result: Any) -> TaskResponse:
+    if result is not None and result is not response:
+        if not isinstance(result, TaskResponse):
+            return _failed(response, "handle_task returned %s, not the taskResponse" % type(result).__name__)
+        response = result
+    checked = _checked(response)
+    checked.errnr = int(checked.errnr)  # an IntEnum member, or an int subclass, goes out as a plain int
+    return checked
+
+
+def _describe(exc: BaseException) -> str:
+    """`TypeName: message`, or `TypeName` alone when there is no message or it cannot be had."""
+    name = type(exc).__name__
+    try:
+        text = str(exc)
+    except BaseException as failure:
+        return "%s (its message cannot be shown: str() raised %s)" % (name, type(failure).__name__)
+    return "%s: %s" % (name, text) if text else name
+
+
+def _shorten_traceback(exc: BaseException) -> str:
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except BaseException:
+        text = "(the traceback cannot be formatted)"
+    return text if len(text) <= MAX_TRACEBACK else "...\n" + text[-MAX_TRACEBACK:]
+
+
+def _flush_stdio() -> None:
+    """What the handler printed goes out before its result (and before a SIGKILL may come)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+if __name__ == "__main__":
+    try:
+        status = main()
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    _flush_stdio()
+    os._exit(status)  # no waiting for threads a handler left behind

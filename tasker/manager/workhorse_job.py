@@ -1,0 +1,69 @@
+"""What a work horse is given to run (`Job`) and what it answers (`Outcome`, in a `RunState`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Protocol
+
+from tasker.manager.handler_module import _shorten
+from tasker.status import ErrNr
+
+
+class RunState(enum.StrEnum):
+    """How a run ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """Everything the child needs for one run; `timeout` in seconds, None for none."""
+
+    task_id: int
+    identifier: str
+    type: str
+    payload: Any
+    endpoints: list[str]
+    endpoint: str
+    run: int
+    attempts: int
+    timeout: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a run ended: `state` follows `errnr` (0: succeeded) unless it timed out or was cancelled."""
+
+    state: RunState
+    errnr: int
+    errmsg: str | None
+    payload: Any = None
+
+    @classmethod
+    def failed(cls, errmsg: str, state: RunState = RunState.FAILED) -> Outcome:
+        return cls(state, int(ErrNr.GENERAL_ERROR), _shorten(errmsg), None)
+
+
+class Horse(Protocol):
+    """What the manager needs of a work horse: one run at a time, driven without blocking.
+
+    `begin` starts a run and returns its process group; `collect` (called when `fileno()` is
+    readable or `next_check()` has passed) returns its Outcome once it ended, else None."""
+
+    pgid: int | None
+
+    def begin(self, job: Job) -> int | None: ...
+
+    def fileno(self) -> int: ...
+
+    def next_check(self) -> float | None: ...
+
+    def collect(self) -> Outcome | None: ...
+
+    def cancel(self) -> bool: ...
+
+    def close(self, kill: bool = False) -> None: ...

@@ -1,0 +1,91 @@
+"""Tasks and responses as they travel between storage, API, messaging and manager: typed records.
+
+Storage builds them from rows; the API shows them with `view()`; the publisher encodes a
+task's message from them. Times are naive UTC datetimes, shown as `YYYY-MM-DD HH:MM:SS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from tasker.clock import format_time
+from tasker.lifecycle import count_states, is_settled, seed_status
+from tasker.status import ResponseState, TaskStatus
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskRecord:
+    """A stored task: what a client asked, for which endpoints, and where it stands."""
+
+    id: int
+    identifier: str
+    type: str
+    payload: Any
+    endpoints: tuple[str, ...]
+    status: TaskStatus
+    start_time: dt.datetime
+    last_modified_time: dt.datetime
+    deadline: dt.datetime
+
+    def view(self) -> dict[str, Any]:
+        """The task as the API shows it (the seed's keys first)."""
+        return {
+            "id": self.id,
+            "identifier": self.identifier,
+            "type": self.type,
+            "payload": self.payload,
+            "endpoints": list(self.endpoints),
+            "status": self.status.value,
+            "start_time": format_time(self.start_time),
+            "last_modified_time": format_time(self.last_modified_time),
+            "deadline": format_time(self.deadline),
+        }
+
+    def with_status(self, status: TaskStatus) -> TaskRecord:
+        """The same task with another status."""
+        return dataclasses.replace(self, status=status)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResponseRecord:
+    """One endpoint's response to a task, as of its current run."""
+
+    id: int
+    task_id: int
+    endpoint: str
+    state: ResponseState
+    run: int
+    attempts: int
+    errnr: int
+    errmsg: str | None
+    payload: Any
+    start_time: dt.datetime
+    last_modified_time: dt.datetime
+    deadline: dt.datetime
+
+    def view(self) -> dict[str, Any]:
+        """The response as the API shows it: the seed's keys, then state, run and deadline."""
+        return {
+            "id": self.id,
+            "task_id": self.task_id,
+            "endpoint": self.endpoint,
+            "status": seed_status(self.state),
+            "errnr": self.errnr,
+            "errmsg": self.errmsg,
+            "payload": self.payload,
+            "attempts": self.attempts,
+            "start_time": format_time(self.start_time),
+            "last_modified_time": format_time(self.last_modified_time),
+            "state": self.state.value,
+            "run": self.run,
+            "deadline": format_time(self.deadline),
+        }
+
+
+def task_read_view(task: TaskRecord, responses: list[ResponseRecord]) -> dict[str, Any]:
+    """`GET /<type>/<identifier>`: the task with its counts and settled flag, and every response."""
+    states = [response.state for response in responses]
+    task_view = dict(task.view(), counts=count_states(states), settled=is_settled(states))
+    return {"task": task_view, "taskResponseList": [response.view() for response in responses]}

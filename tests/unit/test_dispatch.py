@@ -1,0 +1,112 @@
+"""The API's dispatcher on the stub broker and SQLite: send, the outbox, the deadline check, hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select, update
+
+from tasker.api.dispatch import Dispatcher
+from tasker.config import ApiConfig, DbConfig
+from tasker.errors import BrokerUnavailable
+from tasker.hooks import Extension, Hooks
+from tasker.messaging.stub import StubBroker
+from tasker.storage import NewTask, TaskStore, open_database
+from tasker.storage.models import RESPONSE, TASK
+from tests.helpers import unique
+
+
+class Recorder(Extension):
+    """Remembers which hooks were called, with what."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def task_created(self, task):
+        self.calls.append(("task_created", task.identifier))
+
+    def task_sent(self, task):
+        self.calls.append(("task_sent", task.identifier))
+
+    def deadline_passed(self, missed):
+        self.calls.append(("deadline_passed", ",".join(missed.endpoints)))
+
+
+@pytest.fixture
+def world(tmp_path):
+    database = open_database(DbConfig(uri="sqlite:///%s" % (tmp_path / "tasker.db")))
+    database.upgrade_schema()
+    broker, recorder = StubBroker(), Recorder()
+    executor = ThreadPoolExecutor(2)
+    tasks = TaskStore(database, claim_seconds=0)
+    dispatcher = Dispatcher(ApiConfig(), tasks, broker.publisher(), executor, Hooks([recorder]))
+    yield dispatcher, broker, recorder
+    executor.shutdown()
+    database.close()
+
+
+def post(dispatcher, endpoints=("e1", "e2")):
+    async def create_and_send():
+        created = await dispatcher.create(NewTask("worker", unique(), {"n": 1}, list(endpoints)))
+        return created.task, await dispatcher.send(created.task)
+
+    return asyncio.run(create_and_send())
+
+
+def test_a_sent_task_reaches_only_the_queues_of_its_endpoints_once_each(world):
+    dispatcher, broker, recorder = world
+    task, status = post(dispatcher, ("e1", "e3"))
+    assert status.value == "SENT"
+    assert (broker.depth("worker", "e1"), broker.depth("worker", "e2"), broker.depth("worker", "e3")) == (1, 0, 1)
+    endpoints, body = broker.published[0]
+    message = json.loads(body)
+    assert endpoints == ["e1", "e3"] and (message["run"], message["id"]) == (1, task.id)
+    assert recorder.calls == [("task_created", task.identifier), ("task_sent", task.identifier)]
+    assert dispatcher.tasks.get("worker", task.identifier)[0].status.value == "SENT"
+
+
+def test_a_task_stored_while_the_broker_is_down_is_sent_by_the_outbox_once_it_is_back(world):
+    dispatcher, broker, _ = world
+    broker.down = True
+    with pytest.raises(BrokerUnavailable):
+        post(dispatcher)
+    with dispatcher.tasks.database.connection() as connection:
+        identifier = connection.execute(select(TASK.c.identifier)).scalar_one()
+    asyncio.run(dispatcher.drain_outbox())
+    assert broker.published == [] and dispatcher.tasks.get("worker", identifier)[0].status.value == "CREATED"
+    broker.down = False
+    asyncio.run(dispatcher.drain_outbox())
+    assert len(broker.published) == 1
+    assert dispatcher.tasks.get("worker", identifier)[0].status.value == "SENT"
+
+
+def test_runs_not_received_by_their_deadline_are_missing_and_the_task_incomplete(world):
+    dispatcher, _, recorder = world
+    task, _ = post(dispatcher)
+    past = dt.datetime(2020, 1, 1)
+    with dispatcher.tasks.database.connection() as connection:
+        connection.execute(update(TASK).where(TASK.c.id == task.id).values(deadline=past))
+        connection.execute(
+            update(RESPONSE).where(RESPONSE.c.task_id == task.id, RESPONSE.c.endpoint == "e2").values(deadline=past)
+        )
+    asyncio.run(dispatcher.check_deadlines())
+    stored, responses = dispatcher.tasks.get("worker", task.identifier)
+    assert stored.status.value == "INCOMPLETE"
+    assert [(r.endpoint, r.state.value) for r in responses] == [("e1", "queued"), ("e2", "missing")]
+    assert recorder.calls[-1] == ("deadline_passed", "e2")
+
+
+def test_a_failing_extension_never_stops_a_task(world):
+    dispatcher, broker, _ = world
+
+    class Broken(Extension):
+        def task_created(self, task):
+            raise RuntimeError("extension bug")
+
+    dispatcher.hooks.extensions.insert(0, Broken())
+    _, status = post(dispatcher)
+    assert status.value == "SENT" and len(broker.published) == 1

@@ -1,0 +1,120 @@
+"""The lifecycle's rules, without storage: receipts, outcomes, task status, counts, settled."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tasker.lifecycle import (
+    Receipt,
+    RunRow,
+    count_states,
+    decide_receipt,
+    is_missed,
+    is_settled,
+    may_finish,
+    may_start,
+    outcome_state,
+    seed_status,
+    task_status,
+)
+from tasker.status import ResponseState as S
+from tasker.status import TaskStatus as T
+
+NOW = dt.datetime(2026, 1, 1, 12, 0, 0)
+LATER = NOW + dt.timedelta(seconds=30)
+EARLIER = NOW - dt.timedelta(seconds=1)
+
+
+def row(state=S.QUEUED, run=1, attempts=0, deadline=LATER):
+    return RunRow(state, run, attempts, deadline)
+
+
+def test_a_first_receipt_in_time_runs_it_as_attempt_one():
+    decision = decide_receipt(row(), 1, True, NOW)
+    assert (decision.receipt, decision.attempts, decision.state) == (Receipt.RUN, 1, S.RECEIVED)
+
+
+def test_a_receipt_after_the_deadline_never_starts_the_run():
+    decision = decide_receipt(row(deadline=EARLIER), 1, True, NOW)
+    assert decision.receipt is Receipt.STALE and decision.state is None
+
+
+def test_a_redelivery_of_a_received_run_counts_another_attempt_even_after_the_deadline():
+    decision = decide_receipt(row(S.RUNNING, attempts=1, deadline=EARLIER), 1, True, NOW)
+    assert (decision.receipt, decision.attempts, decision.state) == (Receipt.RUN, 2, S.RUNNING)
+
+
+def test_a_renewal_copy_is_the_same_attempt():
+    decision = decide_receipt(row(S.RECEIVED, attempts=3), 1, False, NOW)
+    assert (decision.receipt, decision.attempts, decision.state) == (Receipt.RUN, 3, None)
+
+
+@pytest.mark.parametrize("state", [s for s in S if s.final])
+def test_a_copy_of_a_final_run_is_acknowledged_only(state):
+    assert decide_receipt(row(state, attempts=1), 1, True, NOW).receipt is Receipt.FINISHED
+
+
+def test_a_copy_of_another_run_is_acknowledged_unperformed():
+    assert decide_receipt(row(S.QUEUED, run=2), 1, True, NOW).receipt is Receipt.OTHER_RUN
+    assert decide_receipt(row(S.SUCCEEDED, run=1), 2, True, NOW).receipt is Receipt.OTHER_RUN
+
+
+def test_an_unknown_response_is_set_aside():
+    assert decide_receipt(None, 1, True, NOW).receipt is Receipt.UNKNOWN
+
+
+def test_only_a_received_current_run_may_start_and_only_an_open_current_run_may_finish():
+    assert may_start(row(S.RECEIVED), 1) and may_start(row(S.RUNNING), 1)
+    assert not may_start(row(S.QUEUED), 1) and not may_start(row(S.RECEIVED, run=2), 1)
+    assert not may_start(None, 1)
+    assert may_finish(row(S.RUNNING), 1) and may_finish(row(S.RECEIVED), 1)
+    assert not may_finish(row(S.CANCELLED), 1) and not may_finish(row(S.RUNNING, run=2), 1)
+
+
+def test_a_run_is_missed_only_while_queued_past_its_deadline():
+    assert is_missed(row(deadline=EARLIER), NOW)
+    assert not is_missed(row(), NOW)
+    assert not is_missed(row(S.RECEIVED, deadline=EARLIER), NOW)
+
+
+def test_outcomes_and_the_seed_status():
+    assert outcome_state(0) is S.SUCCEEDED
+    assert outcome_state(32) is S.FAILED and outcome_state(-1) is S.FAILED
+    assert [seed_status(s) for s in (S.QUEUED, S.RECEIVED, S.RUNNING)] == [0, 0, 0]
+    assert all(seed_status(s) == 1 for s in S if s.final)
+
+
+def test_counts_name_every_state_and_sum_to_the_endpoints():
+    counts = count_states([S.QUEUED, S.SUCCEEDED, S.SUCCEEDED])
+    assert set(counts) == {s.value for s in S}
+    assert counts["succeeded"] == 2 and counts["queued"] == 1 and sum(counts.values()) == 3
+
+
+def test_settled_means_nothing_queued_received_or_running():
+    assert is_settled([S.SUCCEEDED, S.MISSING, S.SKIPPED])
+    assert not is_settled([S.SUCCEEDED, S.RECEIVED])
+    assert is_settled([])
+
+
+def test_the_task_is_done_when_every_run_is_final_and_none_missing():
+    assert task_status(T.SENT, [S.SUCCEEDED, S.FAILED]) is T.DONE
+    assert task_status(T.CREATED, [S.SUCCEEDED, S.TIMED_OUT]) is T.DONE
+    assert task_status(T.SENT, [S.SUCCEEDED, S.RUNNING]) is T.SENT
+    assert task_status(T.CREATED, [S.QUEUED, S.QUEUED]) is T.CREATED
+
+
+def test_the_task_is_incomplete_as_soon_as_one_run_is_missing_while_others_run_on():
+    assert task_status(T.SENT, [S.MISSING, S.RUNNING]) is T.INCOMPLETE
+    assert task_status(T.INCOMPLETE, [S.MISSING, S.SUCCEEDED]) is T.INCOMPLETE
+
+
+def test_a_cancelled_task_is_cancelled_once_nothing_runs():
+    assert task_status(T.SENT, [S.CANCELLED, S.SKIPPED], cancel_requested=True) is T.CANCELLED
+    assert task_status(T.SENT, [S.RUNNING, S.SKIPPED], cancel_requested=True) is T.SENT
+
+
+def test_a_settled_task_whose_runs_open_again_is_sent():
+    for settled in (T.DONE, T.INCOMPLETE, T.CANCELLED):
+        assert task_status(settled, [S.QUEUED, S.SUCCEEDED]) is T.SENT

@@ -1,0 +1,253 @@
+"""The manager's logic on the stub broker, a stub work horse and SQLite: milliseconds a test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from sqlalchemy import update
+
+from tasker.config import DbConfig
+from tasker.errors import StorageUnavailable
+from tasker.manager.manager import Manager
+from tasker.manager.workhorse import Outcome, RunState
+from tasker.messaging.message import encode_task
+from tasker.messaging.stub import StubBroker
+from tasker.storage import Arrival, NewTask, ResponseStore, TaskStore, open_database
+from tasker.storage.models import RESPONSE
+from tests.helpers import unique, wait_for
+from tests.unit.stub_horse import StubHorse
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = open_database(DbConfig(uri="sqlite:///%s" % (tmp_path / "tasker.db")))
+    database.upgrade_schema()
+    yield database
+    database.close()
+
+
+class Setup:
+    """A stub broker, storage on SQLite, and managers started on demand (stopped at the end)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self.tasks = TaskStore(db)
+        self.responses = ResponseStore(db)
+        self.broker = StubBroker()
+        self.running: list[tuple[Manager, threading.Thread]] = []
+
+    def task(self, endpoints=("e1",), timeout=30, payload=None):
+        task = self.tasks.create(NewTask("worker", unique(), payload or {"n": 1}, list(endpoints)), timeout).task
+        self.tasks.mark_sent([task.id])
+        return task
+
+    def send(self, task, endpoint="e1", run=1, **options):
+        self.broker.put("worker", endpoint, encode_task(task, run=run), **options)
+
+    def manager(self, horse=None, endpoint="e1", responses=None, **options) -> Manager:
+        options.setdefault("retry_delay", 0.05)
+        manager = Manager(
+            lambda on_delivery: self.broker.consumer("worker", endpoint, on_delivery),
+            responses or self.responses,
+            horse or StubHorse(),
+            "worker",
+            endpoint,
+            **options,
+        )
+        thread = threading.Thread(target=manager.run, daemon=True)
+        thread.start()
+        self.running.append((manager, thread))
+        return manager
+
+    def state(self, task, endpoint="e1"):
+        _, responses = self.tasks.get("worker", task.identifier)
+        response = next(r for r in responses if r.endpoint == endpoint)
+        return response.state.value, response.attempts
+
+    def wait_state(self, task, state, endpoint="e1"):
+        return wait_for(lambda: self.state(task, endpoint)[0] == state, 10, 0.01, "%s %s" % (task.identifier, state))
+
+    def stop(self) -> None:
+        for manager, thread in self.running:
+            if thread.is_alive() and not manager.stopping:
+                manager.shutdown()
+            thread.join(10)
+            assert not thread.is_alive(), "the manager did not stop"
+
+
+@pytest.fixture
+def setup(db):
+    world = Setup(db)
+    yield world
+    world.stop()
+
+
+def test_a_task_is_received_run_and_acknowledged_once_its_outcome_is_stored(setup):
+    horse = StubHorse()
+    manager = setup.manager(horse)
+    task = setup.task()
+    setup.send(task)
+    setup.wait_state(task, "succeeded")
+    status, responses = setup.tasks.get("worker", task.identifier)
+    assert status.status.value == "DONE"
+    assert responses[0].payload == {"echo": {"n": 1}} and responses[0].attempts == 1
+    wait_for(lambda: manager.consumer.acked, 5, 0.01, "the ack")
+    assert manager.consumer.unacked() == 0 and len(horse.jobs) == 1
+    assert (horse.jobs[0].run, horse.jobs[0].attempts, horse.jobs[0].endpoint) == (1, 1, "e1")
+
+
+def test_a_task_reaching_the_manager_after_its_deadline_is_acknowledged_and_never_run(setup, db):
+    horse = StubHorse()
+    task = setup.task()
+    with db.connection() as connection:
+        past = dt.datetime(2020, 1, 1)
+        connection.execute(update(RESPONSE).where(RESPONSE.c.task_id == task.id).values(deadline=past))
+    manager = setup.manager(horse)
+    setup.send(task)
+    wait_for(lambda: manager.consumer.acked, 5, 0.01, "the ack")
+    assert horse.jobs == [] and setup.state(task) == ("queued", 0)
+
+
+def test_a_copy_of_a_run_performed_already_is_acknowledged_without_running_it_again(setup):
+    horse = StubHorse()
+    manager = setup.manager(horse)
+    task = setup.task()
+    setup.send(task)
+    setup.wait_state(task, "succeeded")
+    setup.send(task)
+    wait_for(lambda: len(manager.consumer.acked) == 2, 5, 0.01, "both acks")
+    assert len(horse.jobs) == 1 and setup.state(task) == ("succeeded", 1)
+
+
+def test_a_message_of_another_run_is_acknowledged_unperformed(setup):
+    horse = StubHorse()
+    manager = setup.manager(horse)
+    task = setup.task()
+    setup.send(task, run=2)
+    wait_for(lambda: manager.consumer.acked, 5, 0.01, "the ack")
+    assert horse.jobs == [] and setup.state(task) == ("queued", 0)
+
+
+def test_a_connection_lost_mid_run_runs_the_task_once_and_acknowledges_the_redelivered_copy(setup):
+    gate = threading.Event()
+    horse = StubHorse(gated(gate))
+    manager = setup.manager(horse)
+    task = setup.task()
+    setup.send(task)
+    setup.wait_state(task, "running")
+    manager.consumer.lose_connection()
+    wait_for(lambda: manager.consumer.unacked() == 1, 5, 0.01, "the redelivery")
+    gate.set()
+    setup.wait_state(task, "succeeded")
+    wait_for(lambda: manager.consumer.unacked() == 0, 5, 0.01, "the redelivered copy acknowledged")
+    assert len(horse.jobs) == 1 and setup.broker.depth("worker", "e1") == 0
+
+
+def gated(gate):
+    """A handler that returns once `gate` is set."""
+
+    def handler(job):
+        gate.wait(10)
+        return Outcome(RunState.SUCCEEDED, 0, None, None)
+
+    return handler
+
+
+def test_a_long_run_is_renewed_before_the_consumer_timeout_and_stays_one_attempt(setup):
+    gate = threading.Event()
+    horse = StubHorse(gated(gate))
+    manager = setup.manager(horse, consumer_timeout=2.0)  # renewed after 0.8 s
+    task = setup.task()
+    setup.send(task)
+    setup.wait_state(task, "running")
+    wait_for(lambda: len(manager.consumer.renewed) >= 2, 10, 0.05, "two renewals")
+    assert manager.consumer.unacked() == 1, "the renewal copy is held in the original's place"
+    gate.set()
+    setup.wait_state(task, "succeeded")
+    wait_for(lambda: manager.consumer.unacked() == 0, 5, 0.01, "the copy acknowledged")
+    assert len(horse.jobs) == 1 and setup.state(task) == ("succeeded", 1)
+    assert setup.broker.depth("worker", "e1") == 0
+
+
+def test_a_received_run_whose_message_expired_is_brought_back_from_the_database(setup, db):
+    task = setup.task()
+    setup.responses.record_receipts([Arrival(task.id, 1)], "e1")
+    with db.connection() as connection:
+        past = dt.datetime(2020, 1, 1)
+        connection.execute(update(RESPONSE).values(deadline=past, last_modified_time=past))
+    horse = StubHorse()
+    setup.manager(horse)
+    setup.wait_state(task, "succeeded")
+    assert setup.state(task) == ("succeeded", 2) and horse.jobs[0].attempts == 2
+
+
+def test_a_message_that_is_not_a_task_or_not_for_this_endpoint_is_dead_lettered(setup):
+    horse = StubHorse()
+    setup.manager(horse)
+    setup.broker.put("worker", "e1", b"\x80\x03}q\x00.")
+    setup.send(setup.task(endpoints=("e2",)), endpoint="e1")
+    wait_for(lambda: len(setup.broker.dead_letters) == 2, 5, 0.01, "two dead letters")
+    assert horse.jobs == []
+
+
+def test_a_first_stop_finishes_the_run_in_hand_and_leaves_the_waiting_ones_in_the_queue(setup):
+    gate = threading.Event()
+    horse = StubHorse(gated(gate))
+    manager = setup.manager(horse)
+    first, second = setup.task(), setup.task()
+    setup.send(first)
+    setup.send(second)
+    setup.wait_state(first, "running")
+    setup.wait_state(second, "received")
+    manager.shutdown()
+    gate.set()
+    setup.stop()
+    assert setup.state(first) == ("succeeded", 1) and setup.state(second) == ("received", 1)
+    assert setup.broker.depth("worker", "e1") == 1, "the waiting task went back to the queue"
+    assert horse.closed
+
+
+class FlakyResponses(ResponseStore):
+    """A response store whose database is down for its first `failures` calls of each kind."""
+
+    def __init__(self, db, failures: int) -> None:
+        super().__init__(db)
+        self.failures = {"record_receipts": failures, "record": failures}
+
+    def _flaky(self, name):
+        if self.failures[name] > 0:
+            self.failures[name] -= 1
+            raise StorageUnavailable("database unavailable: stub outage")
+
+    def record_receipts(self, arrivals, endpoint):
+        self._flaky("record_receipts")
+        return super().record_receipts(arrivals, endpoint)
+
+    def record(self, starts, finishes, endpoint):
+        self._flaky("record")
+        return super().record(starts, finishes, endpoint)
+
+
+def test_a_database_outage_delays_receipts_and_outcomes_and_loses_nothing(setup, db):
+    horse = StubHorse()
+    manager = setup.manager(horse, responses=FlakyResponses(db, failures=3))
+    task = setup.task()
+    setup.send(task)
+    setup.wait_state(task, "succeeded")
+    wait_for(lambda: manager.consumer.acked, 5, 0.01, "the ack")
+    assert len(horse.jobs) == 1
+
+
+def test_a_handler_process_that_cannot_start_fails_the_run(setup):
+    class Broken(StubHorse):
+        def begin(self, job):
+            raise OSError("no more processes")
+
+    setup.manager(Broken())
+    task = setup.task()
+    setup.send(task)
+    setup.wait_state(task, "failed")
+    _, responses = setup.tasks.get("worker", task.identifier)
+    assert "cannot start the handler process: no more processes" in responses[0].errmsg
