@@ -102,6 +102,24 @@ class Api:
 
         return wait_for(reached, timeout, 0.1, "task %s to be %s" % (identifier, "/".join(statuses)))
 
+    def response(self, task_type: str, identifier: str, endpoint: str) -> dict | None:
+        """One endpoint's response to a task, or None."""
+        answer = self.get(task_type, identifier)
+        if answer.status != 200:
+            return None
+        return next((r for r in answer.json["taskResponseList"] if r["endpoint"] == endpoint), None)
+
+    def wait_state(
+        self, task_type: str, identifier: str, endpoint: str, states: tuple = ("running",), timeout: float = 30
+    ) -> dict:
+        """Wait until one endpoint's response is in one of `states`; return it."""
+
+        def reached():
+            response = self.response(task_type, identifier, endpoint)
+            return response if response is not None and response["state"] in states else None
+
+        return wait_for(reached, timeout, 0.05, "%s on %s to be %s" % (identifier, endpoint, "/".join(states)))
+
 
 class Process:
     """One tasker process started from bin/, its output in a log file."""

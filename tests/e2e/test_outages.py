@@ -94,9 +94,9 @@ def test_a_manager_that_cannot_record_a_result_waits_for_the_database_and_record
     _, api = fresh_cluster.api(18895)
     identifier = unique("dbdown")
     api.post("worker", {"identifier": identifier, "endpoints": ["dbdown-1"]})
-    manager.wait_log("task %s starting on dbdown-1" % identifier)
+    api.wait_state("worker", identifier, "dbdown-1")
     database.stop()
-    manager.wait_log("cannot record result on dbdown-1")
+    manager.wait_log("cannot record outcomes on dbdown-1")
     assert api.get("worker", identifier).json["task"]["status"] == "SENT"
 
     database.start()
@@ -110,7 +110,7 @@ def test_a_task_stored_by_an_api_that_died_before_publishing_is_sent_by_another_
     stored = TaskStore(database).create(NewTask("worker", identifier, {"x": 1}, ["orphan-1"]), 30).task
     with database.transaction() as session:  # its API died holding the claim, which has run out
         session.execute(
-            update(Task).where(Task.id == stored["id"]).values(claim_until=utcnow() - dt.timedelta(seconds=1))
+            update(Task).where(Task.id == stored.id).values(claim_until=utcnow() - dt.timedelta(seconds=1))
         )
 
     _, api = fresh_cluster.api(18896)

@@ -72,6 +72,12 @@ def _echo(task, response):
     }
 
 
+def _deploy(task, response):
+    """Run a command the way a deploy does, and answer how it ended."""
+    done = subprocess.run(["sleep", str(task.payload["seconds"])])
+    response.payload = {"returncode": done.returncode}
+
+
 def _print(task, response):
     print("to stdout from the handler")
     print("to stderr from the handler", file=sys.stderr)
@@ -108,6 +114,7 @@ ACTIONS = {
     "progress_bad": lambda task, response: response.progress(150),
     "ignore_sigterm": _ignore_sigterm,
     "grandchild": _grandchild,
+    "deploy": _deploy,
     "print": _print,
     "not_json": _set("payload", {"a set": {1, 2}}),
     "nan": _set("payload", float("nan")),

@@ -1,0 +1,84 @@
+"""Delivery that scales: a task reaches only its endpoints' queues, expires there at its deadline,
+idle queues have an expiry policy, and a run whose message expired after receipt is not lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+
+import pika
+import pytest
+
+from tests.helpers import unique, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture
+def channel(test_config):
+    settings = test_config.manager.message_queue
+    credentials = pika.PlainCredentials(settings.username, settings.password)
+    connection = pika.BlockingConnection(
+        pika.ConnectionParameters(settings.host, settings.port, settings.virtual_host, credentials)
+    )
+    yield connection.channel()
+    connection.close()
+
+
+def depth(channel, endpoint: str) -> int:
+    return channel.queue_declare("tasker.worker.%s" % endpoint, passive=True).method.message_count
+
+
+def test_a_task_reaches_only_the_queues_of_the_endpoints_it_names(fresh_cluster, channel):
+    _, api = fresh_cluster.api(18940)
+    a, b, c = (unique("route") for _ in range(3))
+    assert api.post("worker", {"identifier": unique("ab"), "endpoints": [a, b]}).status == 201
+    assert api.post("worker", {"identifier": unique("c"), "endpoints": [c]}).status == 201
+    assert api.post("worker", {"identifier": unique("bc"), "endpoints": [b, c]}).status == 201
+    assert (depth(channel, a), depth(channel, b), depth(channel, c)) == (1, 2, 2)
+    for endpoint in (a, b, c):
+        channel.queue_delete("tasker.worker.%s" % endpoint)
+
+
+def test_a_message_nobody_received_expires_at_its_deadline_and_is_not_dead_lettered(fresh_cluster, channel):
+    _, api = fresh_cluster.api(18941, env={"TASKER_TEST_TIMEOUT": "2"})
+    nobody, identifier = unique("nobody"), unique("expires")
+    dead_before = channel.queue_declare("tasker.dead-letter", passive=True).method.message_count
+    assert api.post("worker", {"identifier": identifier, "endpoints": [nobody]}).status == 201
+    assert depth(channel, nobody) == 1
+    wait_for(lambda: depth(channel, nobody) == 0, 20, 0.2, "the message to expire")
+    api.wait_status("worker", identifier, ("INCOMPLETE",), timeout=20)
+    assert channel.queue_declare("tasker.dead-letter", passive=True).method.message_count == dead_before
+    channel.queue_delete("tasker.worker.%s" % nobody)
+
+
+def test_initialize_sets_the_policy_that_deletes_idle_queues(test_config):
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_policies", "-p", test_config.manager.message_queue.virtual_host],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    line = next(line for line in listed.splitlines() if "tasker-queue-expiry" in line)
+    assert '"expires":604800000' in line.replace(" ", "") and "queues" in line
+
+
+def test_a_run_received_before_its_manager_was_killed_past_the_deadline_is_still_performed(fresh_cluster):
+    env = {"TASKER_TEST_HANDLER_WAIT": "30"}
+    manager = fresh_cluster.manager("orphan-1", env=env)
+    _, api = fresh_cluster.api(18942, env={"TASKER_TEST_TIMEOUT": "2"})
+    identifier = unique("orphan")
+    assert api.post("worker", {"identifier": identifier, "endpoints": ["orphan-1"]}).status == 201
+    api.wait_state("worker", identifier, "orphan-1")
+    manager.signal(signal.SIGKILL)
+    manager.popen.wait(10)
+    wait_for(lambda: api.get("worker", identifier).json["task"]["deadline"] < utc_now(), 10, 0.2, "the deadline")
+    fresh_cluster.manager("orphan-1", env={"TASKER_TEST_HANDLER_WAIT": "0.1"})
+    response = api.wait_state("worker", identifier, "orphan-1", ("succeeded",), timeout=30)
+    assert response["attempts"] == 2 and response["run"] == 1
+    assert api.get("worker", identifier).json["task"]["status"] == "DONE"
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,55 @@
+"""The work horse through real managers: a handler that dies, loops or overruns is an outcome."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import unique
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def horse_api(cluster):
+    cluster.manager("horse-1", "horse", env={"TASKER_TEST_HORSE_TIMEOUT": "2"})
+    _, api = cluster.api(18930)
+    return api
+
+
+def run(api, do, **payload):
+    identifier = unique(do)
+    task = {"identifier": identifier, "endpoints": ["horse-1"], "payload": dict(payload, do=do)}
+    assert api.post("horse", task).status == 201
+    return api.wait_state("horse", identifier, "horse-1", ("succeeded", "failed", "timed_out"), timeout=30)
+
+
+@pytest.mark.parametrize(
+    "do, errmsg",
+    [
+        ("segfault", "handler process died: signal 11 (SIGSEGV)"),
+        ("os_exit", "handler process exited with status 3"),
+        ("sigkill", "handler process was killed: signal 9 (SIGKILL)"),
+        ("bailout", "Bailout: no way"),
+    ],
+)
+def test_a_handler_that_dies_is_a_failed_run_and_the_manager_goes_on(horse_api, do, errmsg):
+    response = run(horse_api, do)
+    assert (response["state"], response["status"], response["errnr"]) == ("failed", 1, 1)
+    assert errmsg in response["errmsg"]
+    after = run(horse_api, "return", payload={"after": do})
+    assert (after["state"], after["payload"]) == ("succeeded", {"after": do})
+
+
+def test_a_handler_stuck_in_a_loop_is_stopped_at_its_types_time_limit(horse_api):
+    response = run(horse_api, "loop")
+    assert (response["state"], response["status"], response["errnr"]) == ("timed_out", 1, 1)
+    assert response["errmsg"] == "timed out after 2 s"
+    assert run(horse_api, "return", payload=1)["state"] == "succeeded"
+
+
+def test_the_handler_runs_in_its_own_process_group_not_in_the_manager(horse_api, cluster):
+    response = run(horse_api, "echo")
+    manager = next(p for p in cluster.processes if "horse-1" in p.args)
+    payload = response["payload"]
+    assert payload["pid"] != manager.pid and payload["pgid"] == payload["pid"]
+    assert (payload["run"], payload["attempts"], payload["endpoint"]) == (1, 1, "horse-1")
