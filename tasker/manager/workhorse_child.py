@@ -17,7 +17,7 @@ which stay the handler's: inherited from the manager).
   child -> manager  {"op": "ready"} once the module is imported, or {"op": "error", "errmsg"} and exit;
                     {"op": "progress", "seq", "percent", "message"} from `taskResponse.progress()`;
                     {"op": "result", "seq", "errnr", "errmsg", "traceback", "payload"}: the run's end.
-The result is checked here as `HandlerModule.run` checks it (`_checked`), and its payload's JSON
+The result is checked here by `tasker.manager.handler_api.checked`, and its payload's JSON
 must fit in `--max-result` bytes.
 """
 
@@ -38,7 +38,7 @@ import traceback
 from types import ModuleType
 from typing import Any, BinaryIO, Callable
 
-from tasker.manager.handler_module import Task, TaskResponse, _checked, _failed, _shorten
+from tasker.manager.handler_api import Task, TaskResponse, checked, failed, shorten
 
 PR_SET_PDEATHSIG = 1
 PROGRESS_INTERVAL = 0.5
@@ -149,7 +149,7 @@ class _Progress:
         if now - self.last < PROGRESS_INTERVAL:
             return
         self.last = now
-        text = None if message is None else _shorten(str(message))
+        text = None if message is None else shorten(str(message))
         self.channel.send({"op": "progress", "seq": self.seq, "percent": percent, "message": text})
 
 
@@ -165,21 +165,21 @@ def _run(module: ModuleType, job: dict[str, Any], channel: _Channel, max_result:
         result = module.handle_task(task, response)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the handler failed
         trace = _shorten_traceback(exc)
-        response = _failed(response, _describe(exc))
+        response = failed(response, _describe(exc))
     else:
         try:
             response = _answer(response, result)
         except BaseException as exc:  # an answer so odd that checking it raises
-            response = _failed(response, "cannot check the handler's answer: %s" % _describe(exc))
+            response = failed(response, "cannot check the handler's answer: %s" % _describe(exc))
     finally:
         _flush_stdio()
     try:
         payload = json.dumps(response.payload, allow_nan=False)
     except BaseException as exc:  # changed by a thread of the handler after the check
-        response, payload = _failed(response, "handler set a payload that is not JSON: %s" % _describe(exc)), "null"
+        response, payload = failed(response, "handler set a payload that is not JSON: %s" % _describe(exc)), "null"
     if len(payload) > max_result:  # ASCII: characters are bytes
         message = "result payload of %d bytes is over manager.max_result (%d bytes)" % (len(payload), max_result)
-        response, payload = _failed(response, message), "null"
+        response, payload = failed(response, message), "null"
     head = {"op": "result", "seq": job["seq"], "errnr": response.errnr, "errmsg": response.errmsg, "traceback": trace}
     return '%s,"payload":%s}' % (json.dumps(head)[:-1], payload)
 
@@ -187,11 +187,11 @@ def _run(module: ModuleType, job: dict[str, Any], channel: _Channel, max_result:
 def _answer(response: RunResponse, result: Any) -> TaskResponse:
     if result is not None and result is not response:
         if not isinstance(result, TaskResponse):
-            return _failed(response, "handle_task returned %s, not the taskResponse" % type(result).__name__)
+            return failed(response, "handle_task returned %s, not the taskResponse" % type(result).__name__)
         response = result
-    checked = _checked(response)
-    checked.errnr = int(checked.errnr)  # an IntEnum member, or an int subclass, goes out as a plain int
-    return checked
+    answer = checked(response)
+    answer.errnr = int(answer.errnr)  # an IntEnum member, or an int subclass, goes out as a plain int
+    return answer
 
 
 def _describe(exc: BaseException) -> str:

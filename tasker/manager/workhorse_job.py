@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from typing import Any, Protocol
 
-from tasker.manager.handler_module import _shorten
+from tasker.manager.handler_api import shorten
 from tasker.status import ErrNr
 
 
@@ -45,7 +45,7 @@ class Outcome:
 
     @classmethod
     def failed(cls, errmsg: str, state: RunState = RunState.FAILED) -> Outcome:
-        return cls(state, int(ErrNr.GENERAL_ERROR), _shorten(errmsg), None)
+        return cls(state, int(ErrNr.GENERAL_ERROR), shorten(errmsg), None)
 
 
 class Horse(Protocol):

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from tasker.manager.handler_module import ERRNR_MAX, ERRNR_MIN
+from tasker.manager.handler_api import ERRNR_MAX, ERRNR_MIN
 from tasker.manager.workhorse_job import Job, Outcome, RunState
 from tasker.manager.workhorse_process import Child, ProtocolError, describe_exit
 

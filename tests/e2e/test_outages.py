@@ -109,9 +109,7 @@ def test_a_task_stored_by_an_api_that_died_before_publishing_is_sent_by_another_
     identifier = unique("orphan")
     stored = TaskStore(database).create(NewTask("worker", identifier, {"x": 1}, ["orphan-1"]), 30).task
     with database.transaction() as session:  # its API died holding the claim, which has run out
-        session.execute(
-            update(Task).where(Task.id == stored.id).values(claim_until=utcnow() - dt.timedelta(seconds=1))
-        )
+        session.execute(update(Task).where(Task.id == stored.id).values(claim_until=utcnow() - dt.timedelta(seconds=1)))
 
     _, api = fresh_cluster.api(18896)
     (response,) = api.wait_status("worker", identifier, ("DONE",), timeout=20)["taskResponseList"]

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasker.manager.handler_module import TaskResponse
+from tasker.manager.handler_api import TaskResponse
 
 
 class Bailout(BaseException):
