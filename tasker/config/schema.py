@@ -45,7 +45,7 @@ class MessageQueueConfig:
     exchange: str = "tasker"
     queue_type: str = "classic"
     heartbeat: int = 60
-    prefetch: int = 20
+    prefetch: int = 100
     # The broker's consumer_timeout in seconds: a manager renews a running task's delivery
     # well before it, so a task running for hours is neither cancelled nor redelivered.
     consumer_timeout: float = 1800.0

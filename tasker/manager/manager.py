@@ -22,7 +22,7 @@ import os
 import select
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from tasker.clock import utcnow
 from tasker.errors import InvalidTask, StorageError, StorageUnavailable
@@ -30,6 +30,7 @@ from tasker.hooks import Hooks
 from tasker.lifecycle import Receipt, ReceiptDecision
 from tasker.manager.holding import Held, Holdings, Phase
 from tasker.manager.inbox import Inbox
+from tasker.manager.pending import Pending
 from tasker.manager.workhorse import Job, Outcome, kill_group
 from tasker.manager.workhorse_job import Horse
 from tasker.messaging.consumer import Consumer, Delivery
@@ -39,6 +40,12 @@ from tasker.storage import Arrival, Finish, Orphan, ResponseStore, Start
 
 log = logging.getLogger(__name__)
 BATCH = 200
+# How long writes wait for company: receipts briefly (the delivery deadline watches them); a
+# run's start only matters for runs that last (a fast one is recorded by its outcome alone);
+# outcomes long enough to share a transaction while the next run goes on.
+RECEIPT_LINGER = 0.005
+START_LINGER = 0.5
+OUTCOME_LINGER = 0.02
 UNKNOWN = "no such task or endpoint in the database"
 TICK = 1.0  # seconds between looks at leases and orphans when nothing else happens
 
@@ -73,12 +80,13 @@ class Manager:
         self._stopped = threading.Event()
         self._started_at = utcnow()
         # The steward's own state: nothing else reads it.
-        self._arrived: list[Held] = []
+        self._arrived: Pending[Held] = Pending(BATCH, RECEIPT_LINGER)
         self._runnable: collections.deque[Held] = collections.deque()
         self._in_hand: tuple[Held, Job] | None = None
-        self._starts: list[Start] = []
-        self._ended: list[tuple[Held, Job, Outcome]] = []
+        self._starts: Pending[Start] = Pending(BATCH, START_LINGER)
+        self._ended: Pending[tuple[Held, Job, Outcome]] = Pending(BATCH, OUTCOME_LINGER)
         self._db_retry_at = 0.0
+        self._refused: str | None = None  # why the database refused the last write for good
         self._next_tick = 0.0
         self._next_orphan_check = 0.0
 
@@ -166,17 +174,18 @@ class Manager:
                 held = Held(message, delivery)
                 held.counts_attempt = not delivery.renewal or delivery.redelivered
                 self.holdings.add(held)
-                self._arrived.append(held)
+                self._arrived.add(held)
 
     def _record_receipts(self) -> None:
-        if not self._arrived or self._stopping.is_set() or time.monotonic() < self._db_retry_at:
+        now = time.monotonic()
+        if not self._arrived.due(now) or self._stopping.is_set() or now < self._db_retry_at:
             return
-        batch = self._arrived[:BATCH]
+        batch = self._arrived.batch()
         arrivals = [Arrival(held.message.id, held.message.run, held.counts_attempt) for held in batch]
-        decided = self._store(lambda: self.responses.record_receipts(arrivals, self.endpoint), "record receipts")
+        decided = self._store("record receipts", self.responses.record_receipts, arrivals, self.endpoint)
         if decided is None:
             return
-        del self._arrived[: len(batch)]
+        self._arrived.written(len(batch))
         for held, (decision, pgid) in zip(batch, decided, strict=True):
             self._decide(held, decision, pgid)
 
@@ -231,47 +240,75 @@ class Manager:
                 continue
             held.move(Phase.RUNNING)
             self._in_hand = (held, prepared)
-            self._starts.append(Start(job.task_id, job.run, pgid))
+            self._starts.add(Start(job.task_id, job.run, pgid))
             self.hooks.notify("run_started", prepared, pgid)
             log.debug("task %s started on %s", job.identifier, self.endpoint)
 
     def _end(self, held: Held, job: Job, outcome: Outcome) -> None:
         held.move(Phase.PERFORMED)
-        self._ended.append((held, job, outcome))
+        self._ended.add((held, job, outcome))
         self.hooks.notify("run_finished", job, outcome)
 
     def _record_ended(self) -> None:
-        if not (self._ended or self._starts) or time.monotonic() < self._db_retry_at:
+        now = time.monotonic()
+        if now < self._db_retry_at:
             return
-        ended = self._ended[:BATCH]
+        outcomes_due = self._ended.due(now) or (bool(self._ended) and self._idle())
+        if not (outcomes_due or self._starts.due(now)):
+            return
+        ended = self._ended.batch() if outcomes_due else []
         ending = {held.key for held, _, _ in ended}
-        starts = [start for start in self._starts if (start.task_id, start.run) not in ending]
+        self._starts.drop(lambda start: (start.task_id, start.run) in ending)
+        starts = self._starts.batch()
         finishes = [_finish(job, outcome) for _, job, outcome in ended]
-        recorded = self._store(lambda: self.responses.record(starts, finishes, self.endpoint), "record outcomes")
+        recorded = self._store("record outcomes", self.responses.record, starts, finishes, self.endpoint)
+        if recorded is None and ended and self._refused:
+            recorded = self._record_alone(ended)
         if recorded is None:
             return
-        self._starts = []
-        del self._ended[: len(ended)]
+        self._starts.written(len(starts))
+        self._ended.written(len(ended))
         for held, job, outcome in ended:
-            log_level = logging.DEBUG if outcome.errnr == 0 else logging.INFO
-            log.log(
-                log_level, "task %s %s on %s: errnr %s", job.identifier, outcome.state, self.endpoint, outcome.errnr
-            )
+            level = logging.DEBUG if outcome.errnr == 0 else logging.INFO
+            log.log(level, "task %s %s on %s: errnr %s", job.identifier, outcome.state, self.endpoint, outcome.errnr)
             self.holdings.drop(held, finished=True)
             for delivery in held.release():
                 self.consumer.ack(delivery)
 
-    def _store(self, call: Callable, what: str):
+    def _record_alone(self, ended: list[tuple[Held, Job, Outcome]]) -> dict | None:
+        """The database refused a batch of outcomes for good: store each alone, and one it
+        refuses as a failed run that says why, so that nothing a handler returns can wedge
+        the manager."""
+        for _, job, outcome in ended:
+            finish = _finish(job, outcome)
+            if self._store("record an outcome", self.responses.record, [], [finish], self.endpoint):
+                continue
+            if not self._refused:
+                return None  # the database went away: the whole batch waits
+            log.error("task %s on %s: the database refused its outcome", job.identifier, self.endpoint)
+            failed = _finish(job, Outcome.failed("cannot store the handler's result: %s" % self._refused))
+            if self._store("record a failure", self.responses.record, [], [failed], self.endpoint) is None:
+                return None
+        self._db_retry_at = 0.0
+        return {}
+
+    def _idle(self) -> bool:
+        """Whether no run is in hand or about to start: nothing to wait for before writing."""
+        return self._in_hand is None and not self._runnable
+
+    def _store(self, what: str, call: Callable, *args: Any):
         """Run a storage call; None when the database is unavailable (tried again later).
 
         A statement the database refuses for good is a fault of tasker's own records: logged,
         and the batch waits like an outage would, rather than losing a result."""
+        self._refused = None
         try:
-            return call()
+            return call(*args)
         except StorageUnavailable as exc:
             log.error("cannot %s on %s, retrying in %ss: %s", what, self.endpoint, self.retry_delay, exc)
-        except StorageError:
-            log.exception("the database refused to %s on %s; retrying in %ss", what, self.endpoint, self.retry_delay)
+        except StorageError as exc:
+            log.error("the database refused to %s on %s: %s", what, self.endpoint, exc)
+            self._refused = str(exc)
         self._db_retry_at = time.monotonic() + self.retry_delay
         return None
 
@@ -287,9 +324,8 @@ class Manager:
                 self.consumer.renew(delivery)
         if now >= self._next_orphan_check and not self._stopping.is_set():
             self._next_orphan_check = now + self.orphan_interval
-            found = self._store(
-                lambda: self.responses.orphans(self.task_type, self.endpoint, self._started_at), "look for orphans"
-            )
+            args = (self.task_type, self.endpoint, self._started_at)
+            found = self._store("look for orphans", self.responses.orphans, *args)
             for orphan in found or []:
                 self._bring_back(orphan)
 
@@ -309,9 +345,14 @@ class Manager:
 
     def _wait(self) -> None:
         now = time.monotonic()
-        timeout = max(0.0, self._next_tick - now)
-        if self._arrived or self._ended or self._starts or (self._runnable and self._in_hand is None):
-            timeout = min(timeout, max(0.0, self._db_retry_at - now))
+        wake = [self._next_tick]
+        for pending in (self._arrived, self._starts, self._ended):
+            due_at = pending.due_at()
+            if due_at is not None:
+                wake.append(max(due_at, self._db_retry_at))
+        if self._ended and self._idle():
+            wake.append(self._db_retry_at)
+        timeout = max(0.0, min(wake) - now)
         readers = [self.inbox.fileno()]
         if self._in_hand is not None:
             readers.append(self.horse.fileno())
