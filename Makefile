@@ -53,8 +53,13 @@ unit: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check tasker tests bench
 
-## bench: tasker's benchmark (issue 4): its own API and managers, one table; BENCH_ARGS=--help.
-bench: $(VENV)/.installed
+$(VENV)/.bench-installed: $(VENV)/.installed setup.py
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	touch $@
+
+## bench: tasker's benchmark (issue 4): its own API and managers, and the Celery peer, one
+## table; BENCH_ARGS=--help. Celery comes from the bench extra, not the runtime dependencies.
+bench: $(VENV)/.bench-installed
 	scripts/ensure-services
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 

@@ -20,7 +20,11 @@ setup(
         "supervisor>=4.2,<5",
         "alembic>=1.12",
     ],
-    extras_require={"test": ["pytest>=8", "ruff", "schemathesis>=4,<5", "openapi-spec-validator", "jsonschema>=4.18"]},
+    extras_require={
+        "test": ["pytest>=8", "ruff", "schemathesis>=4,<5", "openapi-spec-validator", "jsonschema>=4.18"],
+        # `make bench`: the Celery peer it measures tasker against (bench/celery_peer.py).
+        "bench": ["celery[sqlalchemy]>=5.3,<6"],
+    },
     entry_points={
         "console_scripts": [
             "tasker-api = tasker.cli.api:main_entry",

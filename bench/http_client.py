@@ -114,10 +114,16 @@ class LoadResult:
 
 
 async def closed_loop(
-    port: int, concurrency: int, total: int, make_request: Callable[[int], Request], expect: tuple[int, ...]
+    port: int,
+    concurrency: int,
+    total: int,
+    make_request: Callable[[int], Request],
+    expect: tuple[int, ...],
+    on_answer: Callable[[int, int], None] | None = None,
 ) -> LoadResult:
     """Send `total` requests from `concurrency` callers, each waiting for its answer before the
-    next (a closed loop); connections are opened before the clock starts."""
+    next (a closed loop); connections are opened before the clock starts. `on_answer(number,
+    status)` is called with each answer."""
     connections = [Connection(port) for _ in range(concurrency)]
     await asyncio.gather(*(connection.open() for connection in connections))
     latencies: list[float] = []
@@ -134,6 +140,8 @@ async def closed_loop(
                 failures.append("%s %s: %s" % (method, path, exc))
                 continue
             latencies.append(time.perf_counter() - started)
+            if on_answer is not None:
+                on_answer(number, status)
             if status not in expect:
                 failures.append("%s %s: %d %s" % (method, path, status, content[:200].decode(errors="replace")))
 

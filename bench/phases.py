@@ -130,6 +130,7 @@ async def end_to_end(
         "post_seconds": round(posted.seconds, 3),
         "post_failures": posted.failures,
         "cpu_percent": cpu,
+        "cpu_seconds": {name: round(seconds, 3) for name, seconds in meter.used.items()},
     }
 
 

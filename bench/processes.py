@@ -1,4 +1,5 @@
-"""The bench's own tasker processes (bin/api, bin/manager), and what /proc says about them."""
+"""The bench's own processes (bin/api, bin/manager, the Celery peer's workers), and what /proc
+says about them."""
 
 from __future__ import annotations
 
@@ -38,8 +39,16 @@ class Process:
         """Everything it has logged so far."""
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    def members(self) -> list[int]:
+        """The process and its descendants that are still in its session."""
+        if not self.alive():
+            return []
+        return [pid for pid in process_tree(self.pid) if _session(pid) == self.pid]
+
+    def stop(self, timeout: float = 30.0, members: list[int] | None = None) -> None:
+        """SIGTERM, then SIGKILL if it is still there after `timeout` seconds; then SIGKILL its
+        descendants (`members`, as they were before the SIGTERM) that outlived it."""
+        members = self.members() if members is None else members
         if self.alive():
             self.popen.send_signal(signal.SIGTERM)
         try:
@@ -47,6 +56,12 @@ class Process:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+        for pid in members:
+            if pid != self.pid and _session(pid) == self.pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self._log.close()
 
     def pause(self) -> None:
@@ -88,12 +103,13 @@ class ProcessGroup:
 
     def stop_all(self, timeout: float = 30.0) -> None:
         """Signal every process at once, wait for each, kill what outlives `timeout`."""
-        running = [process for process in self.processes if process.alive()]
-        for process in running:
-            process.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        members = [process.members() for process in self.processes]
         for process in self.processes:
-            process.stop(max(0.1, deadline - time.monotonic()))
+            if process.alive():
+                process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process, its_members in zip(self.processes, members, strict=True):
+            process.stop(max(0.1, deadline - time.monotonic()), its_members)
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.05) -> None:
@@ -126,8 +142,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time of these processes so far, in seconds (gone ones count 0)."""
+def cpu_seconds(pids: list[int], waited: bool = False) -> float:
+    """User plus system CPU time of these processes so far, in seconds (gone ones count 0);
+    with `waited`, also that of the children they have waited for."""
     total = 0
     for pid in pids:
         try:
@@ -135,7 +152,40 @@ def cpu_seconds(pids: list[int]) -> float:
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+        if waited:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime: fields 16 and 17
     return total / CLOCK_TICKS
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU time of these processes and of all their descendants, alive or waited for."""
+    return cpu_seconds([pid for root in roots for pid in process_tree(root)], waited=True)
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants alive now (a Celery worker and its pool)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(parents.get(current, []))
+    return found
+
+
+def _session(pid: int) -> int:
+    """The session id of a process, or 0 if it is gone."""
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return 0
 
 
 def pids_named(*names: str) -> list[int]:
@@ -152,22 +202,29 @@ def pids_named(*names: str) -> list[int]:
 
 
 class CpuMeter:
-    """CPU use of named groups of processes over an interval, in percent of one core."""
+    """CPU use of named groups of processes over an interval, in percent of one core. `groups`
+    are read process by process; `trees` (processes the bench started) with every descendant,
+    so the pools of a process that forks count with it."""
 
-    def __init__(self, groups: dict[str, list[int]]) -> None:
+    def __init__(self, groups: dict[str, list[int]], trees: dict[str, list[int]] | None = None) -> None:
         self.groups = groups
+        self.trees = trees or {}
         self._before: dict[str, float] = {}
         self._started = 0.0
+        self.used: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        found = {name: tree_cpu_seconds(roots) for name, roots in self.trees.items()}
+        found.update((name, cpu_seconds(pids)) for name, pids in self.groups.items())
+        return found
 
     def start(self) -> None:
         """Take the first reading."""
-        self._before = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+        self._before = self._read()
         self._started = time.monotonic()
 
     def stop(self) -> dict[str, float]:
-        """CPU% of each group since `start()`."""
+        """CPU% of each group since `start()`; the CPU seconds stay in `used`."""
         wall = max(1e-9, time.monotonic() - self._started)
-        return {
-            name: round(100.0 * (cpu_seconds(pids) - self._before[name]) / wall, 1)
-            for name, pids in self.groups.items()
-        }
+        self.used = {name: seconds - self._before[name] for name, seconds in self._read().items()}
+        return {name: round(100.0 * seconds / wall, 1) for name, seconds in self.used.items()}

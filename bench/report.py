@@ -1,8 +1,10 @@
 """The bench's one table: every figure, its ratio to the machine's raw limits, and the target
-issue 4 sets for it."""
+issue 4 sets for it; tasker's end-to-end figure next to the Celery peer's; the notes below it."""
 
 from __future__ import annotations
 
+import argparse
+import os
 from typing import Any
 
 CPU_GROUPS = ("api", "managers", "mariadb", "rabbitmq", "client")
@@ -18,10 +20,12 @@ def _ratio(value: float, limit: float | None) -> str:
 
 
 def _cpu(figures: dict[str, Any]) -> str:
-    cpu = figures.get("cpu_percent")
-    if not cpu or any(group not in cpu for group in CPU_GROUPS):
+    cpu = dict(figures.get("cpu_percent") or {})
+    if "workers" in cpu:  # the Celery peer's workers stand in the managers' place
+        cpu["managers"] = cpu.pop("workers")
+    if not any(group in cpu for group in CPU_GROUPS[:-1]):
         return ""
-    return "/".join("%.0f" % cpu[group] for group in CPU_GROUPS)
+    return "/".join("%.0f" % cpu[group] if group in cpu else "-" for group in CPU_GROUPS)
 
 
 def _target(ok: bool, text: str) -> str:
@@ -61,20 +65,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 target,
             )
         )
-    if "end_to_end" in results:
-        f = results["end_to_end"]
-        rows.append(
-            (
-                "end to end, %d tasks x %d endpoints" % (f["tasks"], f["endpoints"]),
-                _number(f["rate"]) + " tasks/s",
-                "",
-                "",
-                _ratio(f["rate"], pub),
-                _ratio(f["rate"], ins),
-                _cpu(f),
-                _target(f["rate"] >= 300, ">=300/s"),
-            )
-        )
+    rows += _end_to_end_rows(results, pub, ins)
     for size, f in results.get("fanout", {}).items():
         target = _target(f["p50_ms"] < 1000 and f["p99_ms"] < 2000, "p50<1s p99<2s") if size == "50" else ""
         rows.append(
@@ -101,6 +92,88 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _end_to_end_rows(results: dict[str, Any], pub: float | None, ins: float | None) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    if "end_to_end" in results:
+        f = results["end_to_end"]
+        rows.append(
+            (
+                "end to end, %d tasks x %d endpoints" % (f["tasks"], f["endpoints"]),
+                _number(f["rate"]) + " tasks/s",
+                "",
+                "",
+                _ratio(f["rate"], pub),
+                _ratio(f["rate"], ins),
+                _cpu(f),
+                _target(f["rate"] >= 300, ">=300/s"),
+            )
+        )
+    if "polling" in results:
+        f = results["polling"]
+        label = "  same, client polls each task (GET/%d ms, %d conn)" % (f["poll_interval_ms"], f["poll_concurrency"])
+        rows.append(
+            (label, _number(f["rate"]) + " tasks/s", _number(f["p50_ms"]), _number(f["p99_ms"]), "", "", _cpu(f), "")
+        )
+    if "celery" in results:
+        f = results["celery"]
+        rows.append(
+            (
+                "Celery, %d tasks x %d queues, -c %d each" % (f["tasks"], f["endpoints"], f["worker_processes"]),
+                _number(f["rate"]) + " tasks/s",
+                "",
+                "",
+                _ratio(f["rate"], pub),
+                _ratio(f["rate"], ins),
+                _cpu(f),
+                "",
+            )
+        )
+    compared = comparison(results)
+    if "tasker_over_celery" in compared:
+        rows.append(("ratio tasker/Celery, end to end", "%.2f" % compared["tasker_over_celery"], *[""] * 6))
+    for who, label in (
+        ("tasker", "CPU per execution, tasker managers"),
+        ("celery", "CPU per execution, Celery workers"),
+        ("tasker", "CPU per execution, tasker api+mgr+db+mq"),
+        ("celery", "CPU per execution, Celery wrk+cli+db+mq"),
+    ):
+        if who in compared:
+            key = "system_cpu_ms" if "+" in label else "worker_cpu_ms"
+            rows.append((label, "%.2f ms" % compared[who][key], *[""] * 6))
+    return rows
+
+
+def _per_execution(figures: dict[str, Any], groups: tuple[str, ...]) -> float:
+    executions = figures["tasks"] * figures["endpoints"]
+    return round(1000.0 * sum(figures["cpu_seconds"].get(group, 0.0) for group in groups) / executions, 3)
+
+
+def comparison(results: dict[str, Any]) -> dict[str, Any]:
+    """tasker's end-to-end figures next to the Celery peer's: tasks/s, their ratio, and CPU ms
+    per execution (one task at one endpoint) of the workers alone and of everything doing the
+    work (tasker: API, managers, MariaDB, RabbitMQ; Celery: workers, the client that publishes,
+    MariaDB, RabbitMQ)."""
+    found: dict[str, Any] = {}
+    sides = (
+        ("tasker", "end_to_end", "managers", ("api", "managers", "mariadb", "rabbitmq")),
+        ("celery", "celery", "workers", ("workers", "client", "mariadb", "rabbitmq")),
+    )
+    for name, key, workers, system in sides:
+        figures = results.get(key)
+        if figures and "cpu_seconds" in figures:
+            found[name] = {
+                "tasks_per_s": figures["rate"],
+                "executions": figures["tasks"] * figures["endpoints"],
+                "worker_cpu_ms": _per_execution(figures, (workers,)),
+                "system_cpu_ms": _per_execution(figures, system),
+            }
+    if "tasker" in found and "celery" in found:
+        found["tasker_over_celery"] = round(found["tasker"]["tasks_per_s"] / found["celery"]["tasks_per_s"], 2)
+    if "end_to_end" in results and "polling" in results:
+        found["polling_over_end_to_end"] = round(results["polling"]["rate"] / results["end_to_end"]["rate"], 2)
+    return found
+
+
 def format_table(results: dict[str, Any]) -> str:
     """The table as aligned plain text, with its notes below."""
     rows = [HEADER, *_rows(results)]
@@ -115,3 +188,107 @@ def format_table(results: dict[str, Any]) -> str:
     lines = [line(rows[0]), rule, *(line(row) for row in rows[1:])]
     lines += ["", *("note: " + note for note in results.get("notes", []))]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """What a reader needs to read the table right."""
+    found = [
+        "cpu%% is of one core (this machine has %d); mgr sums both worker managers, db/mq are the"
+        " whole servers (other users' load included), cli is this process" % os.cpu_count(),
+        "raw limits: 8 processes, one connection each, one publish (waiting for its confirm) or one"
+        " insert+commit in flight per connection, %.0f s each; /raw = tasker figure / raw limit" % args.raw_seconds,
+    ]
+    if "post" not in results:
+        pass
+    elif args.managers_working:
+        found.append("POST rows: the managers were working on the same cores while the API was measured")
+    else:
+        found.append(
+            "POST rows: the managers are paused (SIGSTOP) while the API is measured, as if they ran on other"
+            " hosts; their tasks wait in the queues and are drained afterwards. The end-to-end row has all of it"
+            " working (--managers-working: POST rows with the managers working too)"
+        )
+    if "end_to_end" in results:
+        e2e = results["end_to_end"]
+        found.append(
+            "end to end: tasks/s counts tasks, each performed by both endpoints (executions/s are twice it);"
+            " timed from the first POST to the last task DONE in the database (counted every 20 ms);"
+            " POSTs at c=%d took %.1f s of the %.1f s; the POST phase's %d tasks were drained"
+            " %.1f s after its last POST"
+            % (
+                args.e2e_concurrency,
+                e2e["post_seconds"],
+                e2e["seconds"],
+                3 * args.post_requests,
+                results.get("post_drain_seconds", 0),
+            )
+        )
+    found += _comparison_notes(results, args)
+    if "client_ceiling" in results:
+        cpu = results["client_ceiling"]["cpu_percent"]
+        found.append(
+            "HTTP client alone: client cpu %.0f%%, trivial server (another process) cpu %.0f%%"
+            % (cpu["client"], cpu["server"])
+        )
+    ceiling = results.get("client_ceiling", {}).get("rate", 0)
+    post64 = results.get("post", {}).get("64", {}).get("rate", 0)
+    if ceiling and post64 > 0.5 * ceiling:
+        found.append(
+            "POST c=64 reached over half the client's own ceiling (%.0f req/s): the client may limit it" % ceiling
+        )
+    failures = sum(f.get("failures", 0) for f in results.get("post", {}).values())
+    if failures:
+        found.append("%d POSTs got an unexpected answer (see the progress lines)" % failures)
+    found.append("took %.0f s in all" % results.get("duration_s", 0))
+    return found
+
+
+def _comparison_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    found = []
+    compared = comparison(results)
+    if "polling" in results:
+        f = results["polling"]
+        found.append(
+            "polling client: the same POSTs at c=%d; after its 201 each task is GET every %d ms (at most %d GETs"
+            " in flight, keep-alive) until DONE; timed to the last DONE the client saw; p50/p99 = 201 to DONE"
+            " seen; %d GETs (%.1f a task, %.0f/s), %.2f x the end-to-end row's rate"
+            % (
+                args.e2e_concurrency,
+                f["poll_interval_ms"],
+                f["poll_concurrency"],
+                f["gets"],
+                f["gets"] / f["tasks"],
+                f["gets_per_s"],
+                compared.get("polling_over_end_to_end", 0),
+            )
+        )
+        if f["get_failures"] or f["post_failures"]:
+            found.append("polling client: %d POSTs and %d GETs failed" % (f["post_failures"], f["get_failures"]))
+    if "celery" in results:
+        f = results["celery"]
+        found.append(
+            "Celery peer (Celery %s): per queue one `celery worker -Q <queue> -c %d -P prefork -l INFO` (no"
+            " gossip, mingle, heartbeat), task_acks_late, prefetch multiplier 4 (the default), JSON only, publisher"
+            " confirms; broker the same RabbitMQ (vhost celery_bench), results in the same MariaDB through"
+            " SQLAlchemy (database celery_bench); a no-op task. %d producer threads of this process, one broker"
+            " connection each, send each task to both queues; timed from the first send to the last of the %d"
+            " results stored (counted every 20 ms); sends took %.1f s of the %.1f s"
+            % (
+                f.get("celery_version", "?"),
+                f["worker_processes"],
+                f["concurrency"],
+                f["tasks"] * f["endpoints"],
+                f["send_seconds"],
+                f["seconds"],
+            )
+        )
+        found.append(
+            "Celery row's cpu%%: mgr is the %d worker processes (2 main, their pools), cli is this process, whose"
+            " producer threads publish as tasker's API does; CPU per execution = CPU time of the run / (tasks x 2)"
+            % f["pids"]
+        )
+        if f["send_failures"]:
+            found.append("Celery peer: %d sends failed (see the progress lines)" % f["send_failures"])
+    if args.skip_tasker:
+        found.append("tasker's API and managers were not run (--skip-tasker)")
+    return found

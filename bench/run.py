@@ -3,8 +3,10 @@
 Resets the bench database and vhost, measures the machine's raw limits (confirmed publishes,
 committed inserts), starts its own bin/api and bin/manager processes of the `bench` run mode
 (config/bench.config.yaml, a handler that returns at once), measures POST throughput and
-latency, end-to-end throughput and fan-out latency, reads their memory from /proc, stops every
-process it started, and prints one table on stdout. Progress goes to stderr.
+latency, end-to-end throughput (with a client that waits on the database, and with one that
+polls each task over HTTP) and fan-out latency, reads their memory from /proc, and stops them.
+Then the Celery peer (bench/celery_peer.py) does the end-to-end run's executions with Celery
+workers. Every process it started is stopped; one table goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from bench.phases import (
     wait_done,
     wait_healthy,
 )
+from bench.polling import polling_end_to_end
 from bench.processes import BIN, ROOT, CpuMeter, ProcessGroup, pids_named, rss_mb, wait_consuming, wait_until
-from bench.report import format_table
+from bench.report import comparison, format_table, notes
 from tasker.config import Config, load_config
 
 MODE = "bench"
@@ -57,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fanout-tasks", type=int, default=20, help="sequential tasks per fan-out size")
     parser.add_argument("--skip-fanout", action="store_true", help="no fan-out phase")
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
+    parser.add_argument("--skip-polling", action="store_true", help="no end-to-end run with a polling client")
+    parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between two GETs of a task")
+    parser.add_argument("--poll-concurrency", type=int, default=64, help="GETs in flight at most, polling client")
+    parser.add_argument("--skip-celery", action="store_true", help="leave the Celery peer out")
+    parser.add_argument("--celery-concurrency", type=int, default=2, help="pool processes of each Celery worker")
+    parser.add_argument("--skip-tasker", action="store_true", help="no tasker processes: raw limits and Celery only")
     parser.add_argument("--raw-seconds", type=float, default=5.0, help="duration of each raw-limit run")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
@@ -66,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--fanout takes sizes like 20,50")
     if any(size < 1 or size > 999 for size in args.fanout_sizes):
         parser.error("--fanout sizes must be 1 to 999")
+    if (
+        min(args.tasks, args.e2e_concurrency, args.poll_concurrency, args.celery_concurrency) < 1
+        or args.poll_interval <= 0
+    ):
+        parser.error("--tasks, the concurrencies and --poll-interval must be positive")
     return args
 
 
@@ -127,13 +141,8 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
     await asyncio.to_thread(wait_consuming, consuming, 120)
     memory = results["memory_mb"] = {"api": {"idle": rss_mb(api.pid)}, "manager": {"idle": rss_mb(workers[0].pid)}}
     meter = CpuMeter(
-        {
-            "api": [api.pid],
-            "managers": [worker.pid for worker in workers],
-            "mariadb": pids_named("mariadbd", "mysqld"),
-            "rabbitmq": pids_named("beam.smp"),
-            "client": [os.getpid()],
-        }
+        {"mariadb": pids_named("mariadbd", "mysqld"), "rabbitmq": pids_named("beam.smp"), "client": [os.getpid()]},
+        trees={"api": [api.pid], "managers": [worker.pid for worker in workers]},
     )
     meter.start()
     await asyncio.sleep(2.0)
@@ -182,12 +191,29 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
         progress(
             "  %.0f tasks/s (%.1f s; POSTs took %.1f s)", figures["rate"], figures["seconds"], figures["post_seconds"]
         )
+        if not args.skip_polling:
+            results["polling"] = await polling_phase(port, args, meter)
     finally:
         counter.close()
     if not args.skip_fanout:
         results["fanout"] = await fan_out_phase(group, port, args.fanout_sizes, args.fanout_tasks)
     memory["api"]["after"] = rss_mb(api.pid)
     memory["manager"]["after"] = rss_mb(workers[0].pid)
+
+
+async def polling_phase(port: int, args: argparse.Namespace, meter: CpuMeter) -> dict[str, Any]:
+    """The end-to-end run again, with a client that learns of DONE by polling each task."""
+    progress(
+        "end to end, polling client: %d tasks, GET each every %.0f ms, at most %d GETs in flight",
+        args.tasks,
+        1000 * args.poll_interval,
+        args.poll_concurrency,
+    )
+    figures = await polling_end_to_end(
+        port, args.tasks, WORKER_ENDPOINTS, args.e2e_concurrency, args.poll_concurrency, args.poll_interval, meter
+    )
+    progress("  %.0f tasks/s (%.1f s), %d GETs", figures["rate"], figures["seconds"], figures["gets"])
+    return figures
 
 
 async def fan_out_phase(group: ProcessGroup, port: int, sizes: list[int], tasks: int) -> dict[str, Any]:
@@ -206,54 +232,6 @@ async def fan_out_phase(group: ProcessGroup, port: int, sizes: list[int], tasks:
     return figures
 
 
-def notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    """What a reader needs to read the table right."""
-    found = [
-        "cpu%% is of one core (this machine has %d); mgr sums both worker managers, db/mq are the"
-        " whole servers (other users' load included), cli is this process" % os.cpu_count(),
-        "raw limits: 8 processes, one connection each, one publish (waiting for its confirm) or one"
-        " insert+commit in flight per connection, %.0f s each; /raw = tasker figure / raw limit" % args.raw_seconds,
-    ]
-    if args.managers_working:
-        found.append("POST rows: the managers were working on the same cores while the API was measured")
-    else:
-        found.append(
-            "POST rows: the managers are paused (SIGSTOP) while the API is measured, as if they ran on other"
-            " hosts; their tasks wait in the queues and are drained afterwards. The end-to-end row has all of it"
-            " working (--managers-working: POST rows with the managers working too)"
-        )
-    if "end_to_end" in results:
-        e2e = results["end_to_end"]
-        found.append(
-            "end to end: POSTs at c=%d took %.1f s of the %.1f s; the POST phase's %d tasks were drained"
-            " %.1f s after its last POST"
-            % (
-                args.e2e_concurrency,
-                e2e["post_seconds"],
-                e2e["seconds"],
-                3 * args.post_requests,
-                results.get("post_drain_seconds", 0),
-            )
-        )
-    if "client_ceiling" in results:
-        cpu = results["client_ceiling"]["cpu_percent"]
-        found.append(
-            "HTTP client alone: client cpu %.0f%%, trivial server (another process) cpu %.0f%%"
-            % (cpu["client"], cpu["server"])
-        )
-    ceiling = results.get("client_ceiling", {}).get("rate", 0)
-    post64 = results.get("post", {}).get("64", {}).get("rate", 0)
-    if ceiling and post64 > 0.5 * ceiling:
-        found.append(
-            "POST c=64 reached over half the client's own ceiling (%.0f req/s): the client may limit it" % ceiling
-        )
-    failures = sum(f.get("failures", 0) for f in results.get("post", {}).values())
-    if failures:
-        found.append("%d POSTs got an unexpected answer (see the progress lines)" % failures)
-    found.append("took %.0f s in all" % results.get("duration_s", 0))
-    return found
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run every phase, stop every process, print the table."""
     args = parse_args(argv)
@@ -266,12 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"options": {k: v for k, v in vars(args).items() if k != "json"}}
     group = ProcessGroup(LOG_DIR, env)
     try:
-        reset(env)
+        if not (args.skip_tasker and args.skip_raw):
+            reset(env)
         if not args.skip_raw:
             results["raw"] = measure_raw(config, args.raw_seconds)
-        progress("HTTP client alone against a trivial server, c=64")
-        results["client_ceiling"] = client_ceiling(group, max(10000, args.post_requests))
-        asyncio.run(tasker_phases(group, config, args, results))
+        if not args.skip_tasker:
+            progress("HTTP client alone against a trivial server, c=64")
+            results["client_ceiling"] = client_ceiling(group, max(10000, args.post_requests))
+            asyncio.run(tasker_phases(group, config, args, results))
+            group.stop_all()
+        if not args.skip_celery:
+            results["celery"] = _celery_peer().run(config, args, LOG_DIR)
     except KeyboardInterrupt:
         progress("interrupted: stopping every process the bench started")
         return 130
@@ -279,11 +262,21 @@ def main(argv: list[str] | None = None) -> int:
         group.stop_all()
         progress("stopped the bench's processes (logs in %s)", LOG_DIR.relative_to(ROOT))
     results["duration_s"] = round(time.monotonic() - started, 1)
+    results["comparison"] = comparison(results)
     results["notes"] = notes(results, args)
     print(format_table(results), end="")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def _celery_peer() -> Any:
+    """bench.celery_peer, which needs Celery from the bench extra."""
+    try:
+        from bench import celery_peer
+    except ModuleNotFoundError as exc:
+        raise SystemExit("the Celery peer needs the bench extra: pip install -e '.[bench]' (or --skip-celery)") from exc
+    return celery_peer
 
 
 def _interrupted(signum: int, frame: Any) -> None:
