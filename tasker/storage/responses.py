@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from typing import Any
+from typing import Any, Hashable
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
@@ -106,21 +106,9 @@ class ResponseStore:
                     state = decision.state or row.state
                     rows[arrival.task_id] = dataclasses.replace(row, state=state, attempts=decision.attempts)
                     writes[arrival.task_id] = (state, decision.attempts)
-            if writes:
-                connection.execute(
-                    update(RESPONSE)
-                    .where(RESPONSE.c.task_id == bindparam("b_task_id"), RESPONSE.c.endpoint == endpoint)
-                    .values(
-                        state=bindparam("b_state"),
-                        attempts=bindparam("b_attempts"),
-                        start_time=now,
-                        last_modified_time=now,
-                    ),
-                    [
-                        {"b_task_id": task_id, "b_state": state.value, "b_attempts": attempts}
-                        for task_id, (state, attempts) in writes.items()
-                    ],
-                )
+            for (state, attempts), task_ids in _grouped(writes).items():
+                values = {"state": state.value, "attempts": attempts, "start_time": now, "last_modified_time": now}
+                _update_responses(connection, task_ids, endpoint, values)
             return decisions
 
     @retry_conflicts
@@ -146,21 +134,9 @@ class ResponseStore:
                         endpoint,
                         outcome.run,
                     )
-            if current:
-                connection.execute(
-                    update(RESPONSE)
-                    .where(RESPONSE.c.task_id == bindparam("b_task_id"), RESPONSE.c.endpoint == endpoint)
-                    .values(
-                        state=bindparam("b_state"),
-                        status=bindparam("b_status"),
-                        errnr=bindparam("b_errnr"),
-                        errmsg=bindparam("b_errmsg"),
-                        payload=bindparam("b_payload"),
-                        pgid=None,
-                        last_modified_time=now,
-                    ),
-                    [_outcome_values(outcome) for outcome in current],
-                )
+            outcomes_by_task = {o.task_id: _outcome_values(o) for o in current}
+            for values, task_ids in _grouped(outcomes_by_task).items():
+                _update_responses(connection, task_ids, endpoint, dict(values, pgid=None, last_modified_time=now))
             return refresh_status(connection, before, now)
 
     def _record_starts(self, connection: Connection, starts: list[Start], endpoint: str, now: dt.datetime) -> None:
@@ -220,12 +196,26 @@ class ResponseStore:
             return orphans
 
 
-def _outcome_values(outcome: Finish) -> dict[str, Any]:
-    return {
-        "b_task_id": outcome.task_id,
-        "b_state": outcome.state.value,
-        "b_status": seed_status(outcome.state),
-        "b_errnr": outcome.errnr,
-        "b_errmsg": outcome.errmsg,
-        "b_payload": json.dumps(outcome.payload),
-    }
+def _outcome_values(outcome: Finish) -> tuple[tuple[str, Any], ...]:
+    return (
+        ("state", outcome.state.value),
+        ("status", seed_status(outcome.state)),
+        ("errnr", outcome.errnr),
+        ("errmsg", outcome.errmsg),
+        ("payload", json.dumps(outcome.payload)),
+    )
+
+
+def _grouped(writes: dict[int, Hashable]) -> dict[Any, list[int]]:
+    """Tasks by the values their rows get: one UPDATE per distinct set of values, not per row
+    (runs of one batch mostly end alike)."""
+    groups: dict[Any, list[int]] = {}
+    for task_id, values in writes.items():
+        groups.setdefault(values, []).append(task_id)
+    return groups
+
+
+def _update_responses(connection: Connection, task_ids: list[int], endpoint: str, values: Any) -> None:
+    connection.execute(
+        update(RESPONSE).where(RESPONSE.c.task_id.in_(task_ids), RESPONSE.c.endpoint == endpoint).values(dict(values))
+    )
