@@ -108,6 +108,21 @@ def _end_to_end_rows(results: dict[str, Any], pub: float | None, ins: float | No
                 _target(f["rate"] >= 300, ">=300/s"),
             )
         )
+    if "history" in results:
+        f = results["history"]
+        kept = f["rate"] / results["end_to_end"]["rate"] if "end_to_end" in results else 0.0
+        rows.append(
+            (
+                "  same, %s finished tasks in the database" % _number(f["history"]),
+                _number(f["rate"]) + " tasks/s",
+                "",
+                "",
+                "",
+                "",
+                _cpu(f),
+                _target(kept >= 0.9, "drop <=10%% (%.2f)" % kept),
+            )
+        )
     if "polling" in results:
         f = results["polling"]
         label = "  same, client polls each task (GET/%d ms, %d conn)" % (f["poll_interval_ms"], f["poll_concurrency"])

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import raw_limits
+from bench.history import fill_history
 from bench.http_client import closed_loop
 from bench.phases import (
     TaskCounter,
@@ -67,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--celery-concurrency", type=int, default=2, help="pool processes of each Celery worker")
     parser.add_argument("--skip-tasker", action="store_true", help="no tasker processes: raw limits and Celery only")
     parser.add_argument("--raw-seconds", type=float, default=5.0, help="duration of each raw-limit run")
+    parser.add_argument(
+        "--history", type=int, default=0, help="then end to end again with this many finished tasks in the database"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
     try:
@@ -191,6 +195,8 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
         progress(
             "  %.0f tasks/s (%.1f s; POSTs took %.1f s)", figures["rate"], figures["seconds"], figures["post_seconds"]
         )
+        if args.history:
+            results["history"] = await history_phase(config, port, counter, args, meter)
         if not args.skip_polling:
             results["polling"] = await polling_phase(port, args, meter)
     finally:
@@ -199,6 +205,20 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
         results["fanout"] = await fan_out_phase(group, port, args.fanout_sizes, args.fanout_tasks)
     memory["api"]["after"] = rss_mb(api.pid)
     memory["manager"]["after"] = rss_mb(workers[0].pid)
+
+
+async def history_phase(
+    config: Config, port: int, counter: TaskCounter, args: argparse.Namespace, meter: CpuMeter
+) -> dict[str, Any]:
+    """Fill the database with `--history` finished tasks, then run the end-to-end phase again."""
+    progress("history: filling the database with %d finished tasks", args.history)
+    seconds = await asyncio.to_thread(fill_history, config.manager.db.uri, args.history)
+    progress("  filled in %.0f s; end to end again", seconds)
+    figures = await end_to_end(
+        port, counter, args.tasks, WORKER_ENDPOINTS, args.e2e_concurrency, meter, prefix="e2e-history-"
+    )
+    progress("  %.0f tasks/s (%.1f s)", figures["rate"], figures["seconds"])
+    return dict(figures, history=args.history, fill_seconds=round(seconds, 1))
 
 
 async def polling_phase(port: int, args: argparse.Namespace, meter: CpuMeter) -> dict[str, Any]:
