@@ -65,6 +65,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 target,
             )
         )
+    rows += _workhorse_rows(results)
     rows += _end_to_end_rows(results, pub, ins)
     for size, f in results.get("fanout", {}).items():
         target = _target(f["p50_ms"] < 1000 and f["p99_ms"] < 2000, "p50<1s p99<2s") if size == "50" else ""
@@ -89,6 +90,17 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
             if "after" in m:
                 target = _target(m["after"] < limit, "<%d MB" % limit)
                 rows.append(("RSS %s, after the run" % name, "%.1f MB" % m["after"], "", "", "", "", "", target))
+    return rows
+
+
+def _workhorse_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for mode, label in (("persistent", "a persistent child"), ("fresh", "a fresh child each")):
+        f = results.get("workhorse", {}).get(mode)
+        if f:
+            cost = "mgr %.3f + child %.3f ms/run" % (f["manager_cpu_ms"], f["children_cpu_ms"])
+            rate = _number(f["runs_per_s"]) + " runs/s"
+            rows.append(("work horse, no-op runs in %s" % label, rate, *[""] * 5, cost))
     return rows
 
 

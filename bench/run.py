@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import raw_limits
+from bench import raw_limits, workhorse
 from bench.history import fill_history
 from bench.http_client import closed_loop
 from bench.phases import (
@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fanout-tasks", type=int, default=20, help="sequential tasks per fan-out size")
     parser.add_argument("--skip-fanout", action="store_true", help="no fan-out phase")
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limits")
+    parser.add_argument("--skip-workhorse", action="store_true", help="do not measure the work horse alone")
     parser.add_argument("--skip-polling", action="store_true", help="no end-to-end run with a polling client")
     parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between two GETs of a task")
     parser.add_argument("--poll-concurrency", type=int, default=64, help="GETs in flight at most, polling client")
@@ -111,6 +112,12 @@ def measure_raw(config: Config, seconds: float) -> dict[str, float]:
     inserts = raw_limits.committed_inserts(config.manager.db.uri, 8, seconds)
     progress("  %.0f inserts/s", inserts)
     return {"publishes_per_s": round(publishes, 1), "inserts_per_s": round(inserts, 1)}
+
+
+def measure_workhorse() -> dict[str, Any]:
+    """What running a handler in a child process costs, per run, in both modes of the work horse."""
+    progress("work horse: 2000 no-op runs in a persistent child, 100 in a fresh child each")
+    return {"persistent": workhorse.measure(False, 2000), "fresh": workhorse.measure(True, 100)}
 
 
 def free_port() -> int:
@@ -268,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             reset(env)
         if not args.skip_raw:
             results["raw"] = measure_raw(config, args.raw_seconds)
+        if not args.skip_workhorse:
+            results["workhorse"] = measure_workhorse()
         if not args.skip_tasker:
             progress("HTTP client alone against a trivial server, c=64")
             results["client_ceiling"] = client_ceiling(group, max(10000, args.post_requests))

@@ -46,6 +46,7 @@ def test_receipt_is_recorded_while_another_task_runs(fresh_cluster):
     first, second = unique("first"), unique("second")
     for identifier in (first, second):
         assert api.post("worker", {"identifier": identifier, "endpoints": ["busy-1"]}).status == 201
+    api.wait_state("worker", first, "busy-1", ("running",), timeout=10)
     received = api.wait_state("worker", second, "busy-1", ("received",), timeout=10)
     assert received["status"] == 0 and received["attempts"] == 1
     assert responses(api, "worker", first)["busy-1"]["state"] == "running", "the first task was still running"
