@@ -22,30 +22,22 @@ import os
 import select
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from tasker.clock import utcnow
-from tasker.errors import InvalidTask, StorageError, StorageUnavailable
+from tasker.errors import InvalidTask, StorageUnavailable
 from tasker.hooks import Hooks
 from tasker.lifecycle import Receipt, ReceiptDecision
 from tasker.manager.holding import Held, Holdings, Phase
 from tasker.manager.inbox import Inbox
-from tasker.manager.pending import Pending
+from tasker.manager.recorder import Recorder
 from tasker.manager.workhorse import Job, Outcome, kill_group
 from tasker.manager.workhorse_job import Horse
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
-from tasker.status import ResponseState
-from tasker.storage import Arrival, Finish, Orphan, ResponseStore, Start
+from tasker.storage import Orphan, ResponseStore, Start
 
 log = logging.getLogger(__name__)
-BATCH = 200
-# How long writes wait for company: receipts briefly (the delivery deadline watches them); a
-# run's start only matters for runs that last (a fast one is recorded by its outcome alone);
-# outcomes long enough to share a transaction while the next run goes on.
-RECEIPT_LINGER = 0.005
-START_LINGER = 0.5
-OUTCOME_LINGER = 0.02
 UNKNOWN = "no such task or endpoint in the database"
 TICK = 1.0  # seconds between looks at leases and orphans when nothing else happens
 
@@ -80,13 +72,9 @@ class Manager:
         self._stopped = threading.Event()
         self._started_at = utcnow()
         # The steward's own state: nothing else reads it.
-        self._arrived: Pending[Held] = Pending(BATCH, RECEIPT_LINGER)
+        self.recorder = Recorder(responses, endpoint, retry_delay)
         self._runnable: collections.deque[Held] = collections.deque()
         self._in_hand: tuple[Held, Job] | None = None
-        self._starts: Pending[Start] = Pending(BATCH, START_LINGER)
-        self._ended: Pending[tuple[Held, Job, Outcome]] = Pending(BATCH, OUTCOME_LINGER)
-        self._db_retry_at = 0.0
-        self._refused: str | None = None  # why the database refused the last write for good
         self._next_tick = 0.0
         self._next_orphan_check = 0.0
 
@@ -146,7 +134,7 @@ class Manager:
         try:
             while True:
                 self._take_arrivals()
-                if self._stopping.is_set() and self._in_hand is None and not self._ended:
+                if self._stopping.is_set() and self._in_hand is None and not self.recorder.ended:
                     return
                 self._record_receipts()
                 self._start_next()
@@ -174,19 +162,12 @@ class Manager:
                 held = Held(message, delivery)
                 held.counts_attempt = not delivery.renewal or delivery.redelivered
                 self.holdings.add(held)
-                self._arrived.add(held)
+                self.recorder.arrived.add(held)
 
     def _record_receipts(self) -> None:
-        now = time.monotonic()
-        if not self._arrived.due(now) or self._stopping.is_set() or now < self._db_retry_at:
-            return
-        batch = self._arrived.batch()
-        arrivals = [Arrival(held.message.id, held.message.run, held.counts_attempt) for held in batch]
-        decided = self._store("record receipts", self.responses.record_receipts, arrivals, self.endpoint)
-        if decided is None:
-            return
-        self._arrived.written(len(batch))
-        for held, (decision, pgid) in zip(batch, decided, strict=True):
+        if self._stopping.is_set():
+            return  # what has arrived goes back to the queue
+        for held, decision, pgid in self.recorder.receipts(time.monotonic()) or []:
             self._decide(held, decision, pgid)
 
     def _decide(self, held: Held, decision: ReceiptDecision, pgid: int | None) -> None:
@@ -240,77 +221,26 @@ class Manager:
                 continue
             held.move(Phase.RUNNING)
             self._in_hand = (held, prepared)
-            self._starts.add(Start(job.task_id, job.run, pgid))
+            self.recorder.starts.add(Start(job.task_id, job.run, pgid))
             self.hooks.notify("run_started", prepared, pgid)
             log.debug("task %s started on %s", job.identifier, self.endpoint)
 
     def _end(self, held: Held, job: Job, outcome: Outcome) -> None:
         held.move(Phase.PERFORMED)
-        self._ended.add((held, job, outcome))
+        self.recorder.ended.add((held, job, outcome))
         self.hooks.notify("run_finished", job, outcome)
 
     def _record_ended(self) -> None:
-        now = time.monotonic()
-        if now < self._db_retry_at:
-            return
-        outcomes_due = self._ended.due(now) or (bool(self._ended) and self._idle())
-        if not (outcomes_due or self._starts.due(now)):
-            return
-        ended = self._ended.batch() if outcomes_due else []
-        ending = {held.key for held, _, _ in ended}
-        self._starts.drop(lambda start: (start.task_id, start.run) in ending)
-        starts = self._starts.batch()
-        finishes = [_finish(job, outcome) for _, job, outcome in ended]
-        recorded = self._store("record outcomes", self.responses.record, starts, finishes, self.endpoint)
-        if recorded is None and ended and self._refused:
-            recorded = self._record_alone(ended)
-        if recorded is None:
-            return
-        self._starts.written(len(starts))
-        self._ended.written(len(ended))
-        for held, job, outcome in ended:
+        for held, job, outcome in self.recorder.outcomes(time.monotonic(), self._idle()) or []:
             level = logging.DEBUG if outcome.errnr == 0 else logging.INFO
             log.log(level, "task %s %s on %s: errnr %s", job.identifier, outcome.state, self.endpoint, outcome.errnr)
             self.holdings.drop(held, finished=True)
             for delivery in held.release():
                 self.consumer.ack(delivery)
 
-    def _record_alone(self, ended: list[tuple[Held, Job, Outcome]]) -> dict | None:
-        """The database refused a batch of outcomes for good: store each alone, and one it
-        refuses as a failed run that says why, so that nothing a handler returns can wedge
-        the manager."""
-        for _, job, outcome in ended:
-            finish = _finish(job, outcome)
-            if self._store("record an outcome", self.responses.record, [], [finish], self.endpoint):
-                continue
-            if not self._refused:
-                return None  # the database went away: the whole batch waits
-            log.error("task %s on %s: the database refused its outcome", job.identifier, self.endpoint)
-            failed = _finish(job, Outcome.failed("cannot store the handler's result: %s" % self._refused))
-            if self._store("record a failure", self.responses.record, [], [failed], self.endpoint) is None:
-                return None
-        self._db_retry_at = 0.0
-        return {}
-
     def _idle(self) -> bool:
         """Whether no run is in hand or about to start: nothing to wait for before writing."""
         return self._in_hand is None and not self._runnable
-
-    def _store(self, what: str, call: Callable, *args: Any):
-        """Run a storage call; None when the database is unavailable (tried again later).
-
-        A statement the database refuses for good is a fault of tasker's own records: logged,
-        and the batch waits like an outage would, rather than losing a result."""
-        self._refused = None
-        try:
-            return call(*args)
-        except StorageUnavailable as exc:
-            log.error("cannot %s on %s, retrying in %ss: %s", what, self.endpoint, self.retry_delay, exc)
-        except StorageError as exc:
-            log.error("the database refused to %s on %s: %s", what, self.endpoint, exc)
-            self._refused = str(exc)
-        self._db_retry_at = time.monotonic() + self.retry_delay
-        return None
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -325,7 +255,7 @@ class Manager:
         if now >= self._next_orphan_check and not self._stopping.is_set():
             self._next_orphan_check = now + self.orphan_interval
             args = (self.task_type, self.endpoint, self._started_at)
-            found = self._store("look for orphans", self.responses.orphans, *args)
+            found = self.recorder.store("look for orphans", self.responses.orphans, *args)
             for orphan in found or []:
                 self._bring_back(orphan)
 
@@ -345,14 +275,8 @@ class Manager:
 
     def _wait(self) -> None:
         now = time.monotonic()
-        wake = [self._next_tick]
-        for pending in (self._arrived, self._starts, self._ended):
-            due_at = pending.due_at()
-            if due_at is not None:
-                wake.append(max(due_at, self._db_retry_at))
-        if self._ended and self._idle():
-            wake.append(self._db_retry_at)
-        timeout = max(0.0, min(wake) - now)
+        writes = self.recorder.wake_at(self._idle())
+        timeout = max(0.0, min(self._next_tick, writes if writes is not None else self._next_tick) - now)
         readers = [self.inbox.fileno()]
         if self._in_hand is not None:
             readers.append(self.horse.fileno())
@@ -392,10 +316,4 @@ def _job(held: Held, endpoint: str) -> Job:
         endpoint=endpoint,
         run=message.run,
         attempts=held.attempts,
-    )
-
-
-def _finish(job: Job, outcome: Outcome) -> Finish:
-    return Finish(
-        job.task_id, job.run, ResponseState(outcome.state.value), outcome.errnr, outcome.errmsg, outcome.payload
     )

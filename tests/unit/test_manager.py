@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from tasker.config import DbConfig
-from tasker.errors import StorageUnavailable
+from tasker.errors import StorageError, StorageUnavailable
 from tasker.manager.manager import Manager
 from tasker.manager.workhorse import Outcome, RunState
 from tasker.messaging.message import encode_task
@@ -251,3 +251,25 @@ def test_a_handler_process_that_cannot_start_fails_the_run(setup):
     setup.wait_state(task, "failed")
     _, responses = setup.tasks.get("worker", task.identifier)
     assert "cannot start the handler process: no more processes" in responses[0].errmsg
+
+
+class Refusing(ResponseStore):
+    """A response store whose database refuses for good any outcome with the payload "poison"."""
+
+    def record(self, starts, finishes, endpoint):
+        if any(finish.payload == "poison" for finish in finishes):
+            raise StorageError("the database refused it: packet too large")
+        return super().record(starts, finishes, endpoint)
+
+
+def test_an_outcome_the_database_refuses_is_stored_as_a_failed_run_and_the_manager_goes_on(setup, db):
+    horse = StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, job.payload["answer"]))
+    manager = setup.manager(horse, responses=Refusing(db))
+    poisoned, fine = setup.task(payload={"answer": "poison"}), setup.task(payload={"answer": "fine"})
+    setup.send(poisoned)
+    setup.send(fine)
+    setup.wait_state(poisoned, "failed")
+    setup.wait_state(fine, "succeeded")
+    _, responses = setup.tasks.get("worker", poisoned.identifier)
+    assert responses[0].errmsg == "cannot store the handler's result: the database refused it: packet too large"
+    wait_for(lambda: len(manager.consumer.acked) == 2, 5, 0.01, "both acks")

@@ -1,0 +1,119 @@
+"""What a manager has to write to the database: receipts, starts and outcomes, each held back
+briefly so that several share a transaction, written in batches, with outages waited out.
+
+Receipts wait a few milliseconds (the delivery deadline watches them); a run's start waits
+half a second, so a run that ends sooner is recorded by its outcome alone; outcomes wait long
+enough to share a transaction while the next run goes on, or not at all when nothing runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from tasker.errors import StorageError, StorageUnavailable
+from tasker.lifecycle import ReceiptDecision
+from tasker.manager.holding import Held
+from tasker.manager.pending import Pending
+from tasker.manager.workhorse import Job, Outcome
+from tasker.status import ResponseState
+from tasker.storage import Arrival, Finish, ResponseStore, Start
+
+log = logging.getLogger(__name__)
+BATCH = 200
+RECEIPT_LINGER = 0.005
+START_LINGER = 0.5
+OUTCOME_LINGER = 0.02
+
+Ended = tuple[Held, Job, Outcome]
+
+
+class Recorder:
+    """The pending writes of one manager's steward thread, and the database calls that make them."""
+
+    def __init__(self, responses: ResponseStore, endpoint: str, retry_delay: float) -> None:
+        self.responses = responses
+        self.endpoint = endpoint
+        self.retry_delay = retry_delay
+        self.arrived: Pending[Held] = Pending(BATCH, RECEIPT_LINGER)
+        self.starts: Pending[Start] = Pending(BATCH, START_LINGER)
+        self.ended: Pending[Ended] = Pending(BATCH, OUTCOME_LINGER)
+        self._retry_at = 0.0
+        self._refused: str | None = None  # why the database refused the last write for good
+
+    def receipts(self, now: float) -> list[tuple[Held, ReceiptDecision, int | None]] | None:
+        """Record the receipts that are due; each held run with what to do with it, or None."""
+        if not self.arrived.due(now) or now < self._retry_at:
+            return None
+        batch = self.arrived.batch()
+        arrivals = [Arrival(held.message.id, held.message.run, held.counts_attempt) for held in batch]
+        decided = self.store("record receipts", self.responses.record_receipts, arrivals, self.endpoint)
+        if decided is None:
+            return None
+        self.arrived.written(len(batch))
+        return [(held, decision, pgid) for held, (decision, pgid) in zip(batch, decided, strict=True)]
+
+    def outcomes(self, now: float, idle: bool) -> list[Ended] | None:
+        """Record the starts and outcomes that are due (every outcome when `idle`: nothing to
+        wait for); the runs whose outcome is now stored, or None when nothing was written."""
+        if now < self._retry_at:
+            return None
+        outcomes_due = self.ended.due(now) or (bool(self.ended) and idle)
+        if not (outcomes_due or self.starts.due(now)):
+            return None
+        ended = self.ended.batch() if outcomes_due else []
+        ending = {held.key for held, _, _ in ended}
+        self.starts.drop(lambda start: (start.task_id, start.run) in ending)
+        starts = self.starts.batch()
+        finishes = [_finish(job, outcome) for _, job, outcome in ended]
+        recorded = self.store("record outcomes", self.responses.record, starts, finishes, self.endpoint)
+        if recorded is None and ended and self._refused:
+            recorded = self._record_alone(ended)
+        if recorded is None:
+            return None
+        self.starts.written(len(starts))
+        self.ended.written(len(ended))
+        return ended
+
+    def _record_alone(self, ended: list[Ended]) -> dict | None:
+        """The database refused a batch of outcomes for good: store each alone, and one it
+        refuses as a failed run that says why, so nothing a handler returns wedges the manager."""
+        for _, job, outcome in ended:
+            if self.store("record an outcome", self.responses.record, [], [_finish(job, outcome)], self.endpoint):
+                continue
+            if not self._refused:
+                return None  # the database went away: the whole batch waits
+            log.error("task %s on %s: the database refused its outcome", job.identifier, self.endpoint)
+            failed = _finish(job, Outcome.failed("cannot store the handler's result: %s" % self._refused))
+            if self.store("record a failure", self.responses.record, [], [failed], self.endpoint) is None:
+                return None
+        self._retry_at = 0.0
+        return {}
+
+    def wake_at(self, idle: bool) -> float | None:
+        """When something will be due to be written (`time.monotonic()`), or None."""
+        times = [due for due in (p.due_at() for p in (self.arrived, self.starts, self.ended)) if due is not None]
+        if self.ended and idle:
+            times.append(0.0)
+        return max(min(times), self._retry_at) if times else None
+
+    def store(self, what: str, call: Callable, *args: Any) -> Any:
+        """Run a storage call; None when the database is unavailable or refused it (then every
+        write waits `retry_delay` seconds)."""
+        self._refused = None
+        try:
+            return call(*args)
+        except StorageUnavailable as exc:
+            log.error("cannot %s on %s, retrying in %ss: %s", what, self.endpoint, self.retry_delay, exc)
+        except StorageError as exc:
+            log.error("the database refused to %s on %s: %s", what, self.endpoint, exc)
+            self._refused = str(exc)
+        self._retry_at = time.monotonic() + self.retry_delay
+        return None
+
+
+def _finish(job: Job, outcome: Outcome) -> Finish:
+    return Finish(
+        job.task_id, job.run, ResponseState(outcome.state.value), outcome.errnr, outcome.errmsg, outcome.payload
+    )
