@@ -52,11 +52,12 @@ class ReceiptDecision:
     state: ResponseState | None = None
 
 
-def decide_receipt(row: RunRow | None, run: int, counts_attempt: bool, now: dt.datetime) -> ReceiptDecision:
+def decide_receipt(row: RunRow | None, run: int, now: dt.datetime) -> ReceiptDecision:
     """Decide what a manager does with a message of run `run` for a response in `row`.
 
-    `counts_attempt` is False for a copy that came back without having run (a lease renewal):
-    it is the same attempt.
+    Every delivery that reaches a manager without that manager holding its run already is an
+    attempt: a redelivery after a crash, a stop, or a lost connection, or the renewal copy of a
+    manager that died before the copy came back.
     """
     if row is None:
         return ReceiptDecision(Receipt.UNKNOWN)
@@ -68,9 +69,7 @@ def decide_receipt(row: RunRow | None, run: int, counts_attempt: bool, now: dt.d
         if now > row.deadline:
             return ReceiptDecision(Receipt.STALE, row.attempts)
         return ReceiptDecision(Receipt.RUN, row.attempts + 1, ResponseState.RECEIVED)
-    if counts_attempt:
-        return ReceiptDecision(Receipt.RUN, row.attempts + 1, row.state)
-    return ReceiptDecision(Receipt.RUN, row.attempts)
+    return ReceiptDecision(Receipt.RUN, row.attempts + 1, row.state)
 
 
 def may_start(row: RunRow | None, run: int) -> bool:

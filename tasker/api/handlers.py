@@ -1,4 +1,4 @@
-"""Tornado request handlers: create and read tasks; every error is a JSON body (SPEC 3.3)."""
+"""Tornado request handlers: create and read tasks; every error is a JSON body."""
 
 from __future__ import annotations
 

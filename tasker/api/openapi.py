@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 description of the API (SPEC 3), built from the configuration like the routes.
+"""The OpenAPI 3.1 description of the API, built from the configuration like the routes.
 
 What it promises is checked against real answers by tests/e2e/test_openapi.py, which also
 fuzzes the API from it: keep it true when a handler changes.

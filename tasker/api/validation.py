@@ -1,4 +1,4 @@
-"""Turn a POST body into a NewTask, or say exactly what is wrong with it (SPEC 3.1, 3.3)."""
+"""Turn a POST body into a NewTask, or say exactly what is wrong with it."""
 
 from __future__ import annotations
 

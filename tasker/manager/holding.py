@@ -47,9 +47,8 @@ class Held:
         self._copies: list[Delivery] = []
         self._since = time.monotonic()
         self._phase = Phase.ARRIVED
-        # Set by the steward: whether the receipt counts an attempt, the run's attempts, and
-        # the process group an earlier delivery of the run was last running in.
-        self.counts_attempt = True
+        # Set by the steward: the run's attempts, and the process group an earlier delivery
+        # of the run was last running in.
         self.attempts = 0
         self.leftover_pgid: int | None = None
 

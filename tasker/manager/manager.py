@@ -160,7 +160,6 @@ class Manager:
                 self.consumer.ack(delivery)
             elif not self._stopping.is_set():  # when stopping, it goes back to the queue
                 held = Held(message, delivery)
-                held.counts_attempt = not delivery.renewal or delivery.redelivered
                 self.holdings.add(held)
                 self.recorder.arrived.add(held)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
@@ -20,6 +21,7 @@ from tasker.messaging.parameters import connection_parameters
 from tasker.messaging.topology import queue_arguments, queue_name, tasks_exchange
 
 log = logging.getLogger(__name__)
+REDECLARE_AFTER = 60.0
 
 
 class Publisher:
@@ -34,7 +36,11 @@ class Publisher:
         self._opening: asyncio.Future | None = None
         self._connection: AsyncioConnection | None = None
         self._channel = None
-        self._declared: set[str] = set()
+        # Exchanges and queues declared on this channel, with when: a queue is declared again
+        # after `redeclare_after` seconds, since the broker deletes queues nobody used for
+        # `queue_expires` (and a declaration counts as a use).
+        self._declared: dict[str, float] = {}
+        self.redeclare_after = min(REDECLARE_AFTER, settings.queue_expires / 2)
         self._pending: dict[int, asyncio.Future] = {}
         self._rpcs: set[asyncio.Future] = set()
         self._closed_waiter: asyncio.Future | None = None
@@ -162,7 +168,7 @@ class Publisher:
         if channel.connection is not self._connection:
             return
         self._channel = channel
-        self._declared = set()
+        self._declared = {}
         self._next_tag = 1
         self._resolve_opening(channel=channel)
 
@@ -214,15 +220,16 @@ class Publisher:
         if exchange in self._declared:
             return
         await self._rpc(lambda cb: channel.exchange_declare(exchange, ExchangeType.direct, durable=True, callback=cb))
-        self._declared.add(exchange)
+        self._declared[exchange] = time.monotonic()
 
     async def _declare_queue(self, channel, exchange: str, queue: str) -> None:
-        if queue in self._declared:
+        declared = self._declared.get(queue)
+        if declared is not None and time.monotonic() - declared < self.redeclare_after:
             return
         arguments = queue_arguments(self.settings.exchange, self.settings.queue_type)
         await self._rpc(lambda cb: channel.queue_declare(queue, durable=True, arguments=arguments, callback=cb))
         await self._rpc(lambda cb: channel.queue_bind(queue, exchange, routing_key=queue, callback=cb))
-        self._declared.add(queue)
+        self._declared[queue] = time.monotonic()
 
     async def _rpc(self, call) -> None:
         done = asyncio.get_running_loop().create_future()

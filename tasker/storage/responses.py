@@ -25,12 +25,10 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Arrival:
-    """A task message that reached a manager: its run, and whether it counts as an attempt
-    (False for a lease renewal's copy, which comes back without having run)."""
+    """A task message of run `run` that reached a manager."""
 
     task_id: int
     run: int
-    counts_attempt: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +98,7 @@ class ResponseStore:
             decisions, writes = [], {}
             for arrival in arrivals:
                 row = rows.get(arrival.task_id)
-                decision = decide_receipt(row, arrival.run, arrival.counts_attempt, now)
+                decision = decide_receipt(row, arrival.run, now)
                 decisions.append((decision, pgids.get(arrival.task_id)))
                 if row is not None and decision.attempts != row.attempts:
                     state = decision.state or row.state

@@ -4,12 +4,14 @@ idle queues have an expiry policy, and a run whose message expired after receipt
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import subprocess
 
 import pika
 import pytest
 
+from tasker.messaging.topology import expiry_policy
 from tests.helpers import unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -44,7 +46,7 @@ def test_a_task_reaches_only_the_queues_of_the_endpoints_it_names(fresh_cluster,
 def test_a_message_nobody_received_expires_at_its_deadline_and_is_not_dead_lettered(fresh_cluster, channel):
     _, api = fresh_cluster.api(18941, env={"TASKER_TEST_TIMEOUT": "2"})
     nobody, identifier = unique("nobody"), unique("expires")
-    dead_before = channel.queue_declare("tasker.dead-letter", passive=True).method.message_count
+    dead_before = channel.queue_declare("tasker.dead-letter", durable=True).method.message_count
     assert api.post("worker", {"identifier": identifier, "endpoints": [nobody]}).status == 201
     assert depth(channel, nobody) == 1
     wait_for(lambda: depth(channel, nobody) == 0, 20, 0.2, "the message to expire")
@@ -82,3 +84,33 @@ def test_a_run_received_before_its_manager_was_killed_past_the_deadline_is_still
 
 def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_tasks_for_made_up_endpoints_leave_nothing_that_grows(fresh_cluster, channel, test_config):
+    prefix = unique("fuzz")
+    name, pattern, definition = expiry_policy(prefix, 3)
+    vhost = test_config.manager.message_queue.virtual_host
+    policy = ["rabbitmqctl", "set_policy", "-p", vhost, "--apply-to", "queues", name, pattern, json.dumps(definition)]
+    subprocess.run(policy, check=True, capture_output=True, timeout=60)
+    try:
+        env = {"TASKER_TEST_TIMEOUT": "2", "TASKER_TEST_EXCHANGE": prefix}
+        _, api = fresh_cluster.api(18943, env=env)
+        made_up = [unique("typo") for _ in range(20)]
+        identifiers = [unique("fuzzed") for _ in range(10)]
+        for number, identifier in enumerate(identifiers):
+            endpoints = [made_up[number], made_up[number + 10]]
+            assert api.post("worker", {"identifier": identifier, "endpoints": endpoints}).status == 201
+        queues = ["%s.worker.%s" % (prefix, endpoint) for endpoint in made_up]
+        assert sum(channel.queue_declare(queue, passive=True).method.message_count for queue in queues) == 10 * 2
+        for identifier in identifiers:
+            body = api.wait_status("worker", identifier, ("INCOMPLETE",), timeout=20)
+            assert [r["state"] for r in body["taskResponseList"]] == ["missing", "missing"]
+        wait_for(lambda: not any(queue in listed_queues(vhost) for queue in queues), 30, 0.5, "idle queues to go")
+    finally:
+        subprocess.run(["rabbitmqctl", "clear_policy", "-p", vhost, name], capture_output=True, timeout=60)
+
+
+def listed_queues(vhost: str) -> str:
+    return subprocess.run(
+        ["rabbitmqctl", "list_queues", "-q", "-p", vhost, "name"], capture_output=True, text=True, timeout=60
+    ).stdout

@@ -32,37 +32,37 @@ def row(state=S.QUEUED, run=1, attempts=0, deadline=LATER):
 
 
 def test_a_first_receipt_in_time_runs_it_as_attempt_one():
-    decision = decide_receipt(row(), 1, True, NOW)
+    decision = decide_receipt(row(), 1, NOW)
     assert (decision.receipt, decision.attempts, decision.state) == (Receipt.RUN, 1, S.RECEIVED)
 
 
 def test_a_receipt_after_the_deadline_never_starts_the_run():
-    decision = decide_receipt(row(deadline=EARLIER), 1, True, NOW)
+    decision = decide_receipt(row(deadline=EARLIER), 1, NOW)
     assert decision.receipt is Receipt.STALE and decision.state is None
 
 
 def test_a_redelivery_of_a_received_run_counts_another_attempt_even_after_the_deadline():
-    decision = decide_receipt(row(S.RUNNING, attempts=1, deadline=EARLIER), 1, True, NOW)
+    decision = decide_receipt(row(S.RUNNING, attempts=1, deadline=EARLIER), 1, NOW)
     assert (decision.receipt, decision.attempts, decision.state) == (Receipt.RUN, 2, S.RUNNING)
 
 
-def test_a_renewal_copy_is_the_same_attempt():
-    decision = decide_receipt(row(S.RECEIVED, attempts=3), 1, False, NOW)
-    assert (decision.receipt, decision.attempts, decision.state) == (Receipt.RUN, 3, None)
+def test_a_delivery_of_a_run_received_before_is_another_attempt_in_the_same_state():
+    decision = decide_receipt(row(S.RECEIVED, attempts=3), 1, NOW)
+    assert (decision.receipt, decision.attempts, decision.state) == (Receipt.RUN, 4, S.RECEIVED)
 
 
 @pytest.mark.parametrize("state", [s for s in S if s.final])
 def test_a_copy_of_a_final_run_is_acknowledged_only(state):
-    assert decide_receipt(row(state, attempts=1), 1, True, NOW).receipt is Receipt.FINISHED
+    assert decide_receipt(row(state, attempts=1), 1, NOW).receipt is Receipt.FINISHED
 
 
 def test_a_copy_of_another_run_is_acknowledged_unperformed():
-    assert decide_receipt(row(S.QUEUED, run=2), 1, True, NOW).receipt is Receipt.OTHER_RUN
-    assert decide_receipt(row(S.SUCCEEDED, run=1), 2, True, NOW).receipt is Receipt.OTHER_RUN
+    assert decide_receipt(row(S.QUEUED, run=2), 1, NOW).receipt is Receipt.OTHER_RUN
+    assert decide_receipt(row(S.SUCCEEDED, run=1), 2, NOW).receipt is Receipt.OTHER_RUN
 
 
 def test_an_unknown_response_is_set_aside():
-    assert decide_receipt(None, 1, True, NOW).receipt is Receipt.UNKNOWN
+    assert decide_receipt(None, 1, NOW).receipt is Receipt.UNKNOWN
 
 
 def test_only_a_received_current_run_may_start_and_only_an_open_current_run_may_finish():

@@ -273,3 +273,13 @@ def test_an_outcome_the_database_refuses_is_stored_as_a_failed_run_and_the_manag
     _, responses = setup.tasks.get("worker", poisoned.identifier)
     assert responses[0].errmsg == "cannot store the handler's result: the database refused it: packet too large"
     wait_for(lambda: len(manager.consumer.acked) == 2, 5, 0.01, "both acks")
+
+
+def test_the_renewal_copy_of_a_manager_that_died_counts_another_attempt(setup):
+    task = setup.task()
+    setup.responses.record_receipts([Arrival(task.id, 1)], "e1")  # the dead manager's receipt
+    setup.send(task, renewal=True)  # its renewal copy, put back before it died
+    horse = StubHorse()
+    setup.manager(horse)
+    setup.wait_state(task, "succeeded")
+    assert setup.state(task) == ("succeeded", 2) and horse.jobs[0].attempts == 2
