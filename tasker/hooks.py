@@ -2,7 +2,7 @@
 
 An extension subclasses `Extension` and overrides the hooks it needs; `Hooks` calls them in
 order. The API calls `task_created`, `task_sent` and `deadline_passed`; the manager calls
-`prepare_run`, `run_started` and `run_finished`. `prepare_run` may change a run before it
+`run_received`, `prepare_run`, `run_started` and `run_finished`. `prepare_run` may change a run before it
 starts (a time limit) or settle it without running; the others only observe.
 An extension that raises is logged and skipped: it never stops a task. The layout shows what
 tasker can do: one extension a file under `tasker/extensions/`.
@@ -33,6 +33,10 @@ class Extension:
     def deadline_passed(self, missed: Missed) -> None:
         """Endpoints did not receive a task before its delivery deadline; it is INCOMPLETE."""
 
+    def run_received(self, job: Job) -> None:
+        """A manager recorded the receipt of a run it is going to perform (`job.attempts` says
+        which delivery this is)."""
+
     def prepare_run(self, job: Job) -> Job | Outcome:
         """A manager is about to run `job`: return it (changed or not), or an Outcome to record
         instead of running it."""
@@ -58,6 +62,10 @@ class Hooks:
                 getattr(extension, hook)(*args)
             except Exception:
                 log.exception("extension %s failed in %s", type(extension).__name__, hook)
+
+    def run_received(self, job: Job) -> None:
+        """A manager recorded the receipt of a run it is going to perform (`job.attempts` says
+        which delivery this is)."""
 
     def prepare_run(self, job: Job) -> Job | Outcome:
         """Pass `job` through every extension's `prepare_run`; stop at the first Outcome."""

@@ -176,6 +176,7 @@ class Manager:
             held.attempts, held.leftover_pgid = decision.attempts, pgid
             held.move(Phase.WAITING)
             self._runnable.append(held)
+            self.hooks.notify("run_received", _job(held, self.endpoint))
             return
         if decision.receipt is Receipt.UNKNOWN:
             log.error("dead-lettering task %s on %s: %s", message.identifier, self.endpoint, UNKNOWN)

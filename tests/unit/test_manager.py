@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 
@@ -10,6 +11,7 @@ from sqlalchemy import update
 
 from tasker.config import DbConfig
 from tasker.errors import StorageError, StorageUnavailable
+from tasker.hooks import Extension, Hooks
 from tasker.manager.manager import Manager
 from tasker.manager.workhorse import Outcome, RunState
 from tasker.messaging.message import encode_task
@@ -283,3 +285,29 @@ def test_the_renewal_copy_of_a_manager_that_died_counts_another_attempt(setup):
     setup.manager(horse)
     setup.wait_state(task, "succeeded")
     assert setup.state(task) == ("succeeded", 2) and horse.jobs[0].attempts == 2
+
+
+def test_extensions_see_each_run_received_started_and_finished_and_may_change_it(setup):
+    seen = []
+
+    class Watcher(Extension):
+        def run_received(self, job):
+            seen.append(("received", job.identifier, job.attempts))
+
+        def prepare_run(self, job):
+            return dataclasses.replace(job, timeout=7.0)
+
+        def run_started(self, job, pgid):
+            seen.append(("started", job.identifier, job.timeout))
+
+        def run_finished(self, job, outcome):
+            seen.append(("finished", job.identifier, outcome.state.value))
+
+    horse = StubHorse()
+    setup.manager(horse, hooks=Hooks([Watcher()]))
+    task = setup.task()
+    setup.send(task)
+    setup.wait_state(task, "succeeded")
+    name = task.identifier
+    assert seen == [("received", name, 1), ("started", name, 7.0), ("finished", name, "succeeded")]
+    assert horse.jobs[0].timeout == 7.0
