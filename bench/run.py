@@ -193,9 +193,18 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
     counter = TaskCounter(config.manager.db.uri)
     try:
         progress("waiting until the managers have done every POSTed task")
+        drained = len(POST_LEVELS) * args.post_requests
+        meter.start()
         drain_started = time.perf_counter()
-        await wait_done(counter, "post-", len(POST_LEVELS) * args.post_requests, timeout=600)
+        await wait_done(counter, "post-", drained, timeout=600)
         results["post_drain_seconds"] = round(time.perf_counter() - drain_started, 2)
+        meter.stop()
+        results["drain"] = {
+            "tasks": drained,
+            "endpoints": len(WORKER_ENDPOINTS),
+            "seconds": results["post_drain_seconds"],
+            "cpu_seconds": {name: round(seconds, 3) for name, seconds in meter.used.items()},
+        }
         progress("end to end: %d tasks x %d endpoints at c=%d", args.tasks, len(WORKER_ENDPOINTS), args.e2e_concurrency)
         figures = await end_to_end(port, counter, args.tasks, WORKER_ENDPOINTS, args.e2e_concurrency, meter)
         results["end_to_end"] = figures

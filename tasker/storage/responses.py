@@ -105,8 +105,8 @@ class ResponseStore:
                     rows[arrival.task_id] = dataclasses.replace(row, state=state, attempts=decision.attempts)
                     writes[arrival.task_id] = (state, decision.attempts)
             for (state, attempts), task_ids in _grouped(writes).items():
-                values = {"state": state.value, "attempts": attempts, "start_time": now, "last_modified_time": now}
-                _update_responses(connection, task_ids, endpoint, values)
+                values = {"b_state": state.value, "b_attempts": attempts, "b_now": now}
+                connection.execute(_RECEIVE, {"ids": task_ids, "b_endpoint": endpoint, **values})
             return decisions
 
     @retry_conflicts
@@ -134,7 +134,7 @@ class ResponseStore:
                     )
             outcomes_by_task = {o.task_id: _outcome_values(o) for o in current}
             for values, task_ids in _grouped(outcomes_by_task).items():
-                _update_responses(connection, task_ids, endpoint, dict(values, pgid=None, last_modified_time=now))
+                connection.execute(_FINISH, {"ids": task_ids, "b_endpoint": endpoint, "b_now": now, **dict(values)})
             return refresh_status(connection, before, now)
 
     def _record_starts(self, connection: Connection, starts: list[Start], endpoint: str, now: dt.datetime) -> None:
@@ -154,12 +154,9 @@ class ResponseStore:
         self, connection: Connection, task_ids: set[int], endpoint: str, lock: bool
     ) -> tuple[dict[int, RunRow], dict[int, int]]:
         """This endpoint's responses to the tasks, and the process groups of those running."""
-        columns = (RESPONSE.c[name] for name in ("task_id", "state", "run", "attempts", "deadline", "pgid"))
-        query = select(*columns).where(RESPONSE.c.task_id.in_(task_ids), RESPONSE.c.endpoint == endpoint)
-        if lock and self.database.locks_rows:
-            query = query.with_for_update()
+        query = _ROWS_FOR_UPDATE if lock and self.database.locks_rows else _ROWS
         rows, pgids = {}, {}
-        for row in connection.execute(query):
+        for row in connection.execute(query, {"ids": list(task_ids), "b_endpoint": endpoint}):
             rows[row.task_id] = RunRow(ResponseState(row.state), row.run, row.attempts, row.deadline)
             if row.pgid is not None:
                 pgids[row.task_id] = row.pgid
@@ -196,11 +193,11 @@ class ResponseStore:
 
 def _outcome_values(outcome: Finish) -> tuple[tuple[str, Any], ...]:
     return (
-        ("state", outcome.state.value),
-        ("status", seed_status(outcome.state)),
-        ("errnr", outcome.errnr),
-        ("errmsg", outcome.errmsg),
-        ("payload", json.dumps(outcome.payload)),
+        ("b_state", outcome.state.value),
+        ("b_status", seed_status(outcome.state)),
+        ("b_errnr", outcome.errnr),
+        ("b_errmsg", outcome.errmsg),
+        ("b_payload", json.dumps(outcome.payload)),
     )
 
 
@@ -213,7 +210,32 @@ def _grouped(writes: dict[int, Hashable]) -> dict[Any, list[int]]:
     return groups
 
 
-def _update_responses(connection: Connection, task_ids: list[int], endpoint: str, values: Any) -> None:
-    connection.execute(
-        update(RESPONSE).where(RESPONSE.c.task_id.in_(task_ids), RESPONSE.c.endpoint == endpoint).values(dict(values))
+# Built once: the hot paths run them for every batch (SQLAlchemy caches what they compile to).
+_MINE = (RESPONSE.c.task_id.in_(bindparam("ids", expanding=True)), RESPONSE.c.endpoint == bindparam("b_endpoint"))
+_ROWS = select(*(RESPONSE.c[name] for name in ("task_id", "state", "run", "attempts", "deadline", "pgid"))).where(
+    *_MINE
+)
+_ROWS_FOR_UPDATE = _ROWS.with_for_update()
+_RECEIVE = (
+    update(RESPONSE)
+    .where(*_MINE)
+    .values(
+        state=bindparam("b_state"),
+        attempts=bindparam("b_attempts"),
+        start_time=bindparam("b_now"),
+        last_modified_time=bindparam("b_now"),
     )
+)
+_FINISH = (
+    update(RESPONSE)
+    .where(*_MINE)
+    .values(
+        state=bindparam("b_state"),
+        status=bindparam("b_status"),
+        errnr=bindparam("b_errnr"),
+        errmsg=bindparam("b_errmsg"),
+        payload=bindparam("b_payload"),
+        pgid=None,
+        last_modified_time=bindparam("b_now"),
+    )
+)

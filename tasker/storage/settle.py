@@ -10,20 +10,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from tasker.lifecycle import task_status
 from tasker.status import ResponseState, TaskStatus
 from tasker.storage.models import RESPONSE, TASK
 
+# Built once: the hot paths run them for every batch (SQLAlchemy caches what they compile to).
+_IDS = bindparam("ids", expanding=True)
+_LOCK = select(TASK.c.id, TASK.c.status).where(TASK.c.id.in_(_IDS)).order_by(TASK.c.id)
+_LOCK_FOR_UPDATE = _LOCK.with_for_update()
+_STATES = select(RESPONSE.c.task_id, RESPONSE.c.state).where(RESPONSE.c.task_id.in_(_IDS))
+_SET_STATUS = update(TASK).where(TASK.c.id.in_(_IDS))
+_SET_STATUS_SENT = _SET_STATUS.values(status=bindparam("b_status"), last_modified_time=bindparam("b_now"))
+_SET_STATUS_OVER = _SET_STATUS_SENT.values(claim_until=None)
+
 
 def lock_tasks(connection: Connection, task_ids: Iterable[int], locks_rows: bool) -> dict[int, TaskStatus]:
     """Lock the task rows (in id order) and return each one's status."""
-    query = select(TASK.c.id, TASK.c.status).where(TASK.c.id.in_(set(task_ids))).order_by(TASK.c.id)
-    if locks_rows:
-        query = query.with_for_update()
-    return {row.id: TaskStatus(row.status) for row in connection.execute(query)}
+    query = _LOCK_FOR_UPDATE if locks_rows else _LOCK
+    return {row.id: TaskStatus(row.status) for row in connection.execute(query, {"ids": list(set(task_ids))})}
 
 
 def refresh_status(connection: Connection, statuses: dict[int, TaskStatus], now: dt.datetime) -> dict[int, TaskStatus]:
@@ -32,8 +39,7 @@ def refresh_status(connection: Connection, statuses: dict[int, TaskStatus], now:
     if not statuses:
         return {}
     states: dict[int, list[ResponseState]] = {task_id: [] for task_id in statuses}
-    rows = connection.execute(select(RESPONSE.c.task_id, RESPONSE.c.state).where(RESPONSE.c.task_id.in_(statuses)))
-    for task_id, state in rows:
+    for task_id, state in connection.execute(_STATES, {"ids": list(statuses)}):
         states[task_id].append(ResponseState(state))
     after = {task_id: task_status(statuses[task_id], states[task_id]) for task_id in statuses}
     changed: dict[TaskStatus, list[int]] = {}
@@ -41,8 +47,6 @@ def refresh_status(connection: Connection, statuses: dict[int, TaskStatus], now:
         if status is not statuses[task_id]:
             changed.setdefault(status, []).append(task_id)
     for status, task_ids in changed.items():
-        values = {"status": status.value, "last_modified_time": now}
-        if status is not TaskStatus.CREATED:
-            values["claim_until"] = None
-        connection.execute(update(TASK).where(TASK.c.id.in_(task_ids)).values(**values))
+        statement = _SET_STATUS_SENT if status is TaskStatus.CREATED else _SET_STATUS_OVER
+        connection.execute(statement, {"ids": task_ids, "b_status": status.value, "b_now": now})
     return after
