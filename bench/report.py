@@ -65,6 +65,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 target,
             )
         )
+    if "get" in results:
+        f = results["get"]
+        label = "GET of a DONE task, c=64"
+        rows.append(
+            (label, _number(f["rate"]) + " req/s", "%.1f" % f["p50_ms"], "%.1f" % f["p99_ms"], "", "", _cpu(f), "")
+        )
     rows += _workhorse_rows(results)
     rows += _end_to_end_rows(results, pub, ins)
     for size, f in results.get("fanout", {}).items():

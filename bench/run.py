@@ -205,6 +205,12 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
             "seconds": results["post_drain_seconds"],
             "cpu_seconds": {name: round(seconds, 3) for name, seconds in meter.used.items()},
         }
+        progress("GET of a DONE task at concurrency 64: %d requests", args.post_requests)
+        done_task = "/worker/post-c1-%06d" % 0
+        results["get"] = await measured_loop(
+            port, 64, args.post_requests, lambda n: ("GET", done_task, None), (200,), meter
+        )
+        progress("  %.0f GETs/s, p50 %.1f ms", results["get"]["rate"], results["get"]["p50_ms"])
         progress("end to end: %d tasks x %d endpoints at c=%d", args.tasks, len(WORKER_ENDPOINTS), args.e2e_concurrency)
         figures = await end_to_end(port, counter, args.tasks, WORKER_ENDPOINTS, args.e2e_concurrency, meter)
         results["end_to_end"] = figures

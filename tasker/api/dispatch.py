@@ -22,6 +22,7 @@ from tasker.messaging.topology import expiration_ms
 from tasker.records import TaskRecord
 from tasker.status import TaskStatus
 from tasker.storage import Created, NewTask, TaskStore
+from tasker.storage.reads import Read
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class Dispatcher:
         timeout = settings.wait_for_endpoints_timeout
         self._creating = Batcher(lambda news: tasks.create_many(news, timeout), self.storage)
         self._marking = Batcher(tasks.mark_sent, self.storage)
+        self._reading = Batcher(tasks.get_many, self.storage)
 
     async def storage(self, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking storage call in the executor, keeping the IOLoop free."""
@@ -58,6 +60,10 @@ class Dispatcher:
         if created.created:
             self.hooks.notify("task_created", created.task)
         return created
+
+    async def read(self, task_type: str, identifier: str) -> Read:
+        """A task and its responses, read together with what concurrent requests ask for."""
+        return await self._reading.submit((task_type, identifier))
 
     async def send(self, task: TaskRecord) -> TaskStatus:
         """Publish run 1 of a claimed CREATED task and record that it is SENT; return that status.

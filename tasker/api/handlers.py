@@ -163,7 +163,7 @@ class TaskItemHandler(JsonHandler):
             check_identifier(identifier)
         except InvalidTask as exc:
             raise TaskNotFound("no %s task with identifier %r: %s" % (self.task_type, identifier[:60], exc)) from None
-        task, responses = await self.dispatcher.storage(self.dispatcher.tasks.get, self.task_type, identifier)
+        task, responses = await self.dispatcher.read(self.task_type, identifier)
         self.answer(200, task_read_view(task, responses))
 
 

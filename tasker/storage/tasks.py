@@ -14,10 +14,11 @@ from sqlalchemy.engine import Connection
 from tasker.clock import utcnow
 from tasker.errors import DuplicateRow, InvalidTask, StorageError, TaskConflict, TaskerError, TaskNotFound
 from tasker.lifecycle import MISSING_ERRMSG, seed_status
-from tasker.records import ResponseRecord, TaskRecord
+from tasker.records import TaskRecord
 from tasker.status import ErrNr, ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
-from tasker.storage.models import REGISTRATION, RESPONSE, TASK, response_record, task_record
+from tasker.storage.models import REGISTRATION, RESPONSE, TASK, task_record
+from tasker.storage.reads import Read, read_tasks
 from tasker.storage.settle import lock_tasks, refresh_status
 
 log = logging.getLogger(__name__)
@@ -143,16 +144,17 @@ class TaskStore:
         query = select(REGISTRATION.c.endpoint).where(REGISTRATION.c.type == task_type)
         return list(connection.execute(query.order_by(REGISTRATION.c.endpoint)).scalars())
 
-    def get(self, task_type: str, identifier: str) -> tuple[TaskRecord, list[ResponseRecord]]:
+    def get(self, task_type: str, identifier: str) -> Read:
         """The task and every endpoint's response, in the order of the task's endpoints."""
+        found = self.get_many([(task_type, identifier)])[0]
+        if isinstance(found, TaskNotFound):
+            raise found
+        return found
+
+    def get_many(self, keys: list[tuple[str, str]]) -> list[Read | TaskNotFound]:
+        """For each (type, identifier): the task and its responses, or TaskNotFound; one read."""
         with self.database.connection() as connection:
-            row = connection.execute(
-                select(TASK).where(TASK.c.type == task_type, TASK.c.identifier == identifier)
-            ).first()
-            if row is None:
-                raise TaskNotFound("no %s task with identifier %r" % (task_type, identifier))
-            responses = connection.execute(select(RESPONSE).where(RESPONSE.c.task_id == row.id).order_by(RESPONSE.c.id))
-            return task_record(row), [response_record(response) for response in responses]
+            return read_tasks(connection, keys)
 
     @retry_conflicts
     def mark_sent(self, task_ids: list[int]) -> None:
