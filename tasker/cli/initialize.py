@@ -1,4 +1,5 @@
-"""`bin/initialize --mode M -d -r [--reset]`: create the database tables and the RabbitMQ vhost."""
+"""`bin/initialize --mode M -d -r [--reset]`: create the database tables and the RabbitMQ vhost;
+`bin/initialize --mode M --deregister TYPE ENDPOINT`: forget an endpoint and delete its queue."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tasker.cli.common import add_mode_option, run, setup_logging
 from tasker.config import Config, load_config
 from tasker.messaging.admin import setup_vhost
 from tasker.messaging.publisher import Publisher
-from tasker.storage import open_database
+from tasker.storage import ResponseStore, open_database
 
 log = logging.getLogger("tasker.initialize")
 
@@ -26,11 +27,22 @@ def main() -> int:
     parser.add_argument(
         "--reset", action="store_true", help="drop what exists first (tables, or the vhost with its queues)"
     )
+    parser.add_argument(
+        "--deregister",
+        nargs=2,
+        metavar=("TYPE", "ENDPOINT"),
+        help="forget that ENDPOINT serves TYPE and delete its queue with what it holds",
+    )
     args = parser.parse_args()
-    if not (args.database or args.rabbitmq):
+    if not (args.database or args.rabbitmq or args.deregister):
         parser.error("say what to initialize: -d (database), -r (RabbitMQ), or both")
     setup_logging()
     config = load_config(args.mode)
+    if args.deregister:
+        task_type, endpoint = args.deregister
+        if task_type not in config.task_types:
+            parser.error("task type %r is not configured (task_types: %s)" % (task_type, ", ".join(config.task_types)))
+        deregister(config, task_type, endpoint)
     if args.database:
         database = open_database(config.manager.db)
         try:
@@ -42,6 +54,31 @@ def main() -> int:
         setup_vhost(config.rabbitmq, config.manager.message_queue, reset=args.reset)
         asyncio.run(declare_queues(config))
     return 0
+
+
+def deregister(config: Config, task_type: str, endpoint: str) -> None:
+    """Forget that `endpoint` serves `task_type` (tasks without endpoints no longer go to it) and
+    delete its queue: nothing is kept for an endpoint that is gone."""
+    database = open_database(config.manager.db)
+    try:
+        known = ResponseStore(database).deregister(task_type, endpoint)
+    finally:
+        database.close()
+    asyncio.run(_delete_queue(config, task_type, endpoint))
+    log.info(
+        "endpoint %s of %s deregistered%s; its queue is deleted",
+        endpoint,
+        task_type,
+        "" if known else " (it was not registered)",
+    )
+
+
+async def _delete_queue(config: Config, task_type: str, endpoint: str) -> None:
+    publisher = Publisher(config.manager.message_queue)
+    try:
+        await publisher.delete_queue(task_type, endpoint)
+    finally:
+        await publisher.close()
 
 
 async def declare_queues(config: Config) -> None:

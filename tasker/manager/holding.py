@@ -8,8 +8,12 @@ A run is held from its message's arrival until its outcome is recorded and ackno
 - `PERFORMED`: it ended, its outcome is not recorded yet;
 and it is let go once recorded (or once the receipt said not to run it).
 
-Its `delivery` is None after a lease renewal put a copy back in the queue: the copy comes
-back and takes its place (`adopt`). Other copies of the same run that arrive meanwhile (a
+RabbitMQ closes a channel that holds a delivery unacknowledged longer than its
+`consumer_timeout` and redelivers all it held; a run may take hours, and a message is
+acknowledged only once its outcome is stored. So the steward renews each held delivery at 40%
+of that timeout: a copy goes back to the queue and the original is acknowledged once the broker
+confirmed it. Its `delivery` is None meanwhile: the copy comes back and takes its place
+(`adopt`). Other copies of the same run that arrive meanwhile (a
 redelivery, a duplicate publish) are kept and acknowledged together with it.
 """
 

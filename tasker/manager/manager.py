@@ -210,9 +210,7 @@ class Manager:
             if isinstance(prepared, Outcome):
                 self._end(held, job, prepared)
                 continue
-            if held.leftover_pgid is not None and held.leftover_pgid != self.horse.pgid:
-                if kill_group(held.leftover_pgid):
-                    log.warning("task %s on %s: killed what its last run left running", job.identifier, self.endpoint)
+            self._kill_leftovers(held, job)
             try:
                 pgid = self.horse.begin(prepared)
             except Exception as exc:
@@ -224,6 +222,15 @@ class Manager:
             self.recorder.starts.add(Start(job.task_id, job.run, pgid))
             self.hooks.notify("run_started", prepared, pgid)
             log.debug("task %s started on %s", job.identifier, self.endpoint)
+
+    def _kill_leftovers(self, held: Held, job: Job) -> None:
+        """Kill the process group an earlier delivery of this run was running in, if any is left
+        (the handler's own children outlive a manager killed with SIGKILL)."""
+        pgid = held.leftover_pgid
+        if pgid is None or pgid == self.horse.pgid or pgid <= 1 or pgid == os.getpgid(0):
+            return
+        if kill_group(pgid):
+            log.warning("task %s on %s: killed what its last run left running", job.identifier, self.endpoint)
 
     def _end(self, held: Held, job: Job, outcome: Outcome) -> None:
         held.move(Phase.PERFORMED)

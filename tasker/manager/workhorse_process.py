@@ -201,8 +201,8 @@ def kill_group(pgid: int) -> bool:
     members = _group_members(pgid)
     if not members or any(session != pgid for session in members.values()):
         return False
-    if pgid in members and CHILD_MODULE.encode() not in _cmdline(pgid):
-        return False
+    if pgid in members and not _zombie(pgid) and CHILD_MODULE.encode() not in _cmdline(pgid):
+        return False  # a live leader that is not a work horse child: not ours
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
@@ -224,6 +224,16 @@ def _group_members(pgid: int) -> dict[int, int]:
         if int(fields[2]) == pgid:  # after ")": state, ppid, pgrp, session
             members[int(name)] = int(fields[3])
     return members
+
+
+def _zombie(pid: int) -> bool:
+    """Whether the process has exited and is not reaped (its command line is gone): a child
+    whose manager died stays so until init reaps it."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return False
 
 
 def _cmdline(pid: int) -> bytes:

@@ -97,6 +97,13 @@ class Publisher:
             await self._declare_queue(channel, exchange, queue)
         return channel
 
+    async def delete_queue(self, task_type: str, endpoint: str) -> None:
+        """Delete an endpoint's queue of a task type, with what it holds (deregistration)."""
+        channel = await self._open_channel()
+        queue = queue_name(self.settings.exchange, task_type, endpoint)
+        await self._rpc(lambda cb: channel.queue_delete(queue, callback=cb))
+        self._declared.pop(queue, None)
+
     async def close(self) -> None:
         """Close the connection, failing what is still unconfirmed."""
         if self._connection is not None and not self._connection.is_closed:

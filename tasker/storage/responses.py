@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any, Hashable
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from tasker.clock import utcnow
@@ -17,7 +17,7 @@ from tasker.lifecycle import ReceiptDecision, RunRow, decide_receipt, may_finish
 from tasker.records import TaskRecord
 from tasker.status import ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
-from tasker.storage.models import RESPONSE, TASK, EndpointRegistration, task_record
+from tasker.storage.models import REGISTRATION, RESPONSE, TASK, EndpointRegistration, task_record
 from tasker.storage.settle import lock_tasks, refresh_status
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,14 @@ class ResponseStore:
                     row.last_seen_time = now
         except DuplicateRow:
             log.debug("endpoint %s registered for %s concurrently", endpoint, task_type)
+
+    def deregister(self, task_type: str, endpoint: str) -> bool:
+        """Forget that `endpoint` serves `task_type`; False if it was not registered."""
+        with self.database.connection() as connection:
+            gone = connection.execute(
+                delete(REGISTRATION).where(REGISTRATION.c.type == task_type, REGISTRATION.c.endpoint == endpoint)
+            )
+            return bool(gone.rowcount)
 
     @retry_conflicts
     def record_receipts(self, arrivals: list[Arrival], endpoint: str) -> list[tuple[ReceiptDecision, int | None]]:

@@ -10,9 +10,11 @@ import subprocess
 
 import pika
 import pytest
+from sqlalchemy import select
 
 from tasker.messaging.topology import expiry_policy
-from tests.helpers import unique, wait_for
+from tasker.storage.models import REGISTRATION
+from tests.helpers import BIN, ROOT, process_env, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -114,3 +116,27 @@ def listed_queues(vhost: str) -> str:
     return subprocess.run(
         ["rabbitmqctl", "list_queues", "-q", "-p", vhost, "name"], capture_output=True, text=True, timeout=60
     ).stdout
+
+
+def test_deregistering_an_endpoint_forgets_it_and_deletes_its_queue(fresh_cluster, channel, database):
+    manager = fresh_cluster.manager("dereg-1")
+    manager.stop()
+    assert registered(database, "dereg-1")
+    done = subprocess.run(
+        [str(BIN / "initialize"), "--mode", "test", "--deregister", "worker", "dereg-1"],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not registered(database, "dereg-1")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+        channel.queue_declare("tasker.worker.dereg-1", passive=True)
+
+
+def registered(database, endpoint: str) -> bool:
+    with database.connection() as connection:
+        rows = connection.execute(select(REGISTRATION).where(REGISTRATION.c.endpoint == endpoint)).all()
+    return bool(rows)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import pytest
 
-from tests.helpers import unique
+from tests.helpers import unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -53,3 +57,41 @@ def test_the_handler_runs_in_its_own_process_group_not_in_the_manager(horse_api,
     payload = response["payload"]
     assert payload["pid"] != manager.pid and payload["pgid"] == payload["pid"]
     assert (payload["run"], payload["attempts"], payload["endpoint"]) == (1, 1, "horse-1")
+
+
+def test_a_manager_killed_mid_run_leaves_nothing_running_once_its_successor_takes_the_run(fresh_cluster, tmp_path):
+    env = {"TASKER_TEST_HORSE_TIMEOUT": "3"}
+    manager = fresh_cluster.manager("leftover-1", "horse", env=env)
+    _, api = fresh_cluster.api(18931)
+    identifier, pidfile = unique("leftover"), tmp_path / "grandchild.pid"
+    task = {
+        "identifier": identifier,
+        "endpoints": ["leftover-1"],
+        "payload": {"do": "grandchild", "pidfile": str(pidfile)},
+    }
+    assert api.post("horse", task).status == 201
+    wait_for(pidfile.exists, 10, 0.05, "the handler's own child process")
+    grandchild = int(pidfile.read_text())
+    wait_for(lambda: pgid_recorded(api, identifier), 10, 0.1, "the run's process group in the database")
+    manager.signal(signal.SIGKILL)
+    manager.popen.wait(10)
+    assert alive(grandchild), "the handler's child outlives a manager killed with SIGKILL"
+    fresh_cluster.manager("leftover-1", "horse", env=env)
+    wait_for(lambda: not alive(grandchild), 20, 0.1, "the successor to kill what the run left behind")
+    response = api.wait_state("horse", identifier, "leftover-1", ("timed_out",), timeout=30)
+    assert response["attempts"] == 2
+
+
+def pgid_recorded(api, identifier) -> bool:
+    """Whether the run is `running` in the database (its process group is recorded with it)."""
+    response = api.response("horse", identifier, "leftover-1")
+    return response is not None and response["state"] == "running"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path("/proc/%d/status" % pid)
+    return not (status.exists() and "zombie" in status.read_text())
