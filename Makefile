@@ -57,7 +57,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed setup.py
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
 	touch $@
 
-## bench: tasker's benchmark (issue 4): its own API and managers, and the Celery peer, one
+## bench: tasker's benchmark: its own API and managers, and the Celery peer, one
 ## table; BENCH_ARGS=--help. Celery comes from the bench extra, not the runtime dependencies.
 bench: $(VENV)/.bench-installed
 	scripts/ensure-services

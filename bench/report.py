@@ -1,5 +1,5 @@
 """The bench's one table: every figure, its ratio to the machine's raw limits, and the target
-issue 4 sets for it; tasker's end-to-end figure next to the Celery peer's; the notes below it."""
+set for it; tasker's end-to-end figure next to the Celery peer's; the notes below it."""
 
 from __future__ import annotations
 

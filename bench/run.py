@@ -1,4 +1,4 @@
-"""`python -m bench.run [options]` (`make bench`): tasker's benchmark, issue 4.
+"""`python -m bench.run [options]` (`make bench`): tasker's benchmark.
 
 Resets the bench database and vhost, measures the machine's raw limits (confirmed publishes,
 committed inserts), starts its own bin/api and bin/manager processes of the `bench` run mode
@@ -50,7 +50,7 @@ POST_LEVELS = (1, 16, 64)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line: sizes of each phase, phases to skip, where to write JSON."""
-    parser = argparse.ArgumentParser(prog="bench.run", description="Benchmark tasker (issue 4).")
+    parser = argparse.ArgumentParser(prog="bench.run", description="Benchmark tasker.")
     parser.add_argument("--tasks", type=int, default=2000, help="end-to-end tasks, each for 2 endpoints")
     parser.add_argument("--post-requests", type=int, default=1000, help="POSTs per concurrency level")
     parser.add_argument(
