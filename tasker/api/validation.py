@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from tasker.config import NAME_PATTERN
@@ -16,7 +17,7 @@ KNOWN_KEYS = {"identifier", "payload", "endpoints"}
 def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000, max_depth: int = 64) -> NewTask:
     """Decode and check the JSON body of `POST /<task_type>`."""
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except UnicodeDecodeError as exc:
         raise InvalidTask("body is not UTF-8: %s" % exc) from exc
     except RecursionError:
@@ -34,12 +35,21 @@ def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000, max_d
         type=task_type,
         identifier=check_identifier(data.get("identifier")),
         payload=data.get("payload", ""),
-        endpoints=_endpoints(data.get("endpoints"), max_endpoints),
+        endpoints=_endpoints(data["endpoints"], max_endpoints) if "endpoints" in data else None,
     )
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError("%s is not a JSON value" % name)
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one too large for a double would become Infinity, which is
+    not JSON and could never be answered back."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("the number %s is out of range" % text[:40])
+    return value
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -67,9 +77,7 @@ def check_identifier(identifier: Any) -> str:
     return identifier
 
 
-def _endpoints(endpoints: Any, max_endpoints: int) -> list[str] | None:
-    if endpoints is None:
-        return None
+def _endpoints(endpoints: Any, max_endpoints: int) -> list[str]:
     if not isinstance(endpoints, list):
         raise InvalidTask("endpoints must be a list of names, not %s" % _json_kind(endpoints))
     if not endpoints:

@@ -1,4 +1,4 @@
-"""What a POST body must look like (SPEC 3.1, 3.3), checked without a server."""
+"""What a POST body must look like, checked without a server."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def test_payload_defaults_to_empty_string_and_endpoints_to_everyone():
         ({"identifier": "a" * 51}, "is not 1 to 50 characters"),
         ({"identifier": "a/b"}, "is not 1 to 50 characters"),
         ({"identifier": "x", "endpoints": "console1"}, "endpoints must be a list of names, not a string"),
+        ({"identifier": "x", "endpoints": None}, "endpoints must be a list of names, not null"),
         ({"identifier": "x", "endpoints": []}, "at least one endpoint"),
         ({"identifier": "x", "endpoints": [1]}, "endpoints must hold strings"),
         ({"identifier": "x", "endpoints": ["a", "a"]}, "endpoint 'a' is named more than once"),
@@ -62,6 +63,13 @@ def test_nan_and_infinity_are_not_json():
     for body in (b'{"identifier": "x", "payload": NaN}', b'{"identifier": "x", "payload": [-Infinity]}'):
         with pytest.raises(InvalidTask, match="is not a JSON value"):
             parse(body)
+
+
+def test_a_number_too_large_for_a_double_is_refused_not_stored_as_infinity():
+    for body in (b'{"identifier": "x", "payload": 1e400}', b'{"identifier": "x", "payload": {"a": [-1E999]}}'):
+        with pytest.raises(InvalidTask, match="is out of range"):
+            parse(body)
+    assert parse(b'{"identifier": "x", "payload": 1.5e300}').payload == 1.5e300
 
 
 def test_payloads_nested_deeper_than_the_limit_are_refused_without_a_recursion_error():
