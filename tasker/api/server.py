@@ -31,7 +31,8 @@ async def serve(config: Config, port: int) -> int:
     executor = ThreadPoolExecutor(config.api.executor_threads, thread_name_prefix="storage")
     publisher = Publisher(config.manager.message_queue)
     hooks = Hooks(api_extensions(config))
-    dispatcher = Dispatcher(config.api, TaskStore(database), publisher, executor, hooks)
+    tasks = TaskStore(database, max_endpoints=config.api.max_endpoints)
+    dispatcher = Dispatcher(config.api, tasks, publisher, executor, hooks)
     app = make_app(config, dispatcher)
     server = tornado.httpserver.HTTPServer(
         app, max_body_size=max(SERVER_BODY_CAP, config.api.max_body_size), ssl_options=tls_context(config.api.tls)

@@ -56,9 +56,10 @@ class Missed:
 class TaskStore:
     """Task rows as the API sees them. Every method is blocking: call it from an executor."""
 
-    def __init__(self, database: Database, claim_seconds: float = CLAIM_SECONDS) -> None:
+    def __init__(self, database: Database, claim_seconds: float = CLAIM_SECONDS, max_endpoints: int = 1000) -> None:
         self.database = database
         self.claim_seconds = claim_seconds
+        self.max_endpoints = max_endpoints
 
     def create(self, new: NewTask, timeout: int) -> Created:
         """Store a task as CREATED, claimed for publishing by the caller; or find its safe retry."""
@@ -74,11 +75,9 @@ class TaskStore:
         if len({(new.type, new.identifier) for new in news}) == len(news):
             try:  # the usual case, all of them new: one INSERT for the tasks, one for the responses
                 with self.database.connection() as connection:
-                    inserted = self._insert(connection, news, timeout)
-                if inserted is not None:
-                    return inserted
-            except StorageError:
-                pass  # a retry or a clash among them, or one the database refuses: look at each
+                    return self._insert(connection, news, timeout)
+            except (StorageError, InvalidTask):
+                pass  # a retry or a clash among them, one the database refuses, one with nobody to go to
         return [self._create_alone(new, timeout) for new in news]
 
     def _create_alone(self, new: NewTask, timeout: int) -> Created | TaskerError:
@@ -101,13 +100,11 @@ class TaskStore:
                 if not _same_content(row, new):
                     raise _conflict(new)
                 return Created(task_record(row), False)
-            inserted = self._insert(connection, [new], timeout)
-        if inserted is None:
-            raise _nobody_registered(new.type)
-        return inserted[0]
+            return self._insert(connection, [new], timeout)[0]
 
-    def _insert(self, connection: Connection, news: list[NewTask], timeout: int) -> list[Created] | None:
-        """Insert tasks none of which exists, with their responses; None when one has nobody to go to."""
+    def _insert(self, connection: Connection, news: list[NewTask], timeout: int) -> list[Created]:
+        """Insert tasks none of which exists, with their responses; InvalidTask when one has
+        nobody to go to, or would go to more registered endpoints than a task may name."""
         registered: dict[str, list[str]] = {}
         now = utcnow()
         deadline = now + dt.timedelta(seconds=timeout)
@@ -117,7 +114,12 @@ class TaskStore:
                 registered[new.type] = self._registered(connection, new.type)
             endpoints = new.endpoints or registered[new.type]
             if not endpoints:
-                return None
+                raise _nobody_registered(new.type)
+            if len(endpoints) > self.max_endpoints:
+                raise InvalidTask(
+                    "%d endpoints are registered for %s, more than a task may go to (api.max_endpoints %d): "
+                    "name the endpoints" % (len(endpoints), new.type, self.max_endpoints)
+                )
             rows.append(
                 {
                     "identifier": new.identifier,

@@ -83,6 +83,16 @@ def test_a_task_without_endpoints_goes_to_the_registered_ones(db):
     assert tasks.create(NewTask("nobody", unique(), "", None), 30).task.endpoints == ("a-host", "b-host")
 
 
+def test_more_registered_endpoints_than_a_task_may_name_is_a_clear_refusal(db):
+    tasks, responses = TaskStore(db, max_endpoints=2), ResponseStore(db)
+    task_type = unique("crowd").replace("-", "_")[:40]
+    for endpoint in ("a1", "a2", "a3"):
+        responses.register(task_type, endpoint)
+    with pytest.raises(InvalidTask, match="3 endpoints are registered .* more than a task may go to"):
+        tasks.create(NewTask(task_type, unique(), "", None), 30)
+    assert tasks.create(NewTask(task_type, unique(), "", ["a1", "a2"]), 30).created
+
+
 def test_every_endpoint_has_a_queued_response_from_the_start(db):
     tasks = TaskStore(db)
     task = tasks.create(new(), 30).task
