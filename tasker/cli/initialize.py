@@ -44,7 +44,7 @@ def main() -> int:
             parser.error("task type %r is not configured (task_types: %s)" % (task_type, ", ".join(config.task_types)))
         deregister(config, task_type, endpoint)
     if args.database:
-        database = open_database(config.manager.db)
+        database = open_database(config.manager.db, timeout=False)
         try:
             database.upgrade_schema(reset=args.reset)
         finally:

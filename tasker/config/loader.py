@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -66,20 +67,22 @@ def _expand(value: Any, environ: dict[str, str], key: str) -> Any:
     if not isinstance(value, str):
         return value
 
+    # Inside a URL a value is percent-encoded, so a password with `@` or `/` stays a password.
+    in_url = "://" in value
+
     def substitute(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ:
-            return environ[name]
-        if default is not None:
-            return default
-        raise ConfigError("%s: environment variable %s is not set" % (key, name))
+            text = environ[name]
+        elif default is not None:
+            text = default
+        else:
+            raise ConfigError("%s: environment variable %s is not set" % (key, name))
+        return urllib.parse.quote(text, safe="") if in_url else text
 
-    expanded = _ENV_REFERENCE.sub(substitute, value)
-    if expanded != value and _ENV_REFERENCE.fullmatch(value):
-        # A value that is only a variable may stand for a number or a boolean.
-        loaded = yaml.safe_load(expanded) if expanded else ""
-        return loaded if isinstance(loaded, (int, float, bool)) else expanded
-    return expanded
+    # The result is text, never parsed again: a secret is taken as it is. Keys that want a
+    # number or a boolean convert it (`_scalar`).
+    return _ENV_REFERENCE.sub(substitute, value)
 
 
 def _join(key: str, name: Any) -> str:
@@ -130,11 +133,29 @@ def _scalar(hint: Any, value: Any, key: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(value, str) and hint in (int, float, bool):
+        return _from_text(hint, value, key)
     if hint is str and value is None:
         return ""
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError("%s must be %s, not %s" % (key, hint.__name__, _kind(value)))
     return value
+
+
+def _from_text(hint: type, text: str, key: str) -> Any:
+    """A number or boolean given as text (from an environment variable)."""
+    word = text.strip().lower()
+    if hint is bool:
+        if word in ("true", "yes", "on", "1"):
+            return True
+        if word in ("false", "no", "off", "0"):
+            return False
+    else:
+        try:
+            return hint(word)
+        except ValueError:
+            pass
+    raise ConfigError("%s must be %s, not the text %r" % (key, hint.__name__, text[:40]))
 
 
 def _kind(value: Any) -> str:
@@ -178,6 +199,8 @@ def _check_manager(manager: ManagerConfig) -> None:
     for task_type, seconds in manager.execution_timeout.items():
         if seconds <= 0:
             raise ConfigError("manager.execution_timeout.%s must be above 0 seconds" % task_type)
+    if manager.db.timeout <= 0:
+        raise ConfigError("manager.db.timeout must be above 0 seconds")
     if manager.cancel_grace < 0:
         raise ConfigError("manager.cancel_grace must not be negative")
     if manager.max_result < 1024:

@@ -17,6 +17,9 @@ class DbConfig:
     uri: str
     verbose: bool = False
     pool_size: int = 5
+    # Seconds a statement's answer (or the sending of it) may take before the database counts
+    # as unavailable: a frozen server gives 503s and retries, not threads waiting forever.
+    timeout: float = 5.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -94,10 +94,11 @@ def _translated_errors() -> Iterator[None]:
         raise StorageError("the database refused it: %s" % _reason(exc)) from exc
 
 
-def open_database(config: DbConfig, threads: int = 1) -> Database:
+def open_database(config: DbConfig, threads: int = 1, timeout: bool = True) -> Database:
     """Build the engine for `manager.db` of the configuration, pooling a connection for each
     of `threads` threads at least (a pool smaller than its users opens and closes connections
-    all the time)."""
+    all the time). With `timeout`, a MySQL statement that gets no answer within
+    `manager.db.timeout` seconds fails as unavailable (schema migrations go without)."""
     url = make_url(config.uri)
     options: dict = {"echo": config.verbose, "pool_pre_ping": True}
     if url.get_backend_name() in ("mysql", "mariadb"):
@@ -106,7 +107,10 @@ def open_database(config: DbConfig, threads: int = 1) -> Database:
             isolation_level="READ COMMITTED",
             pool_size=max(config.pool_size, threads),
             pool_recycle=3600,
-            connect_args={"connect_timeout": 5, "charset": "utf8mb4"},
+            connect_args=dict(
+                {"connect_timeout": 5, "charset": "utf8mb4"},
+                **({"read_timeout": config.timeout, "write_timeout": config.timeout} if timeout else {}),
+            ),
         )
     elif url.get_backend_name() == "sqlite":
         options["connect_args"] = {"check_same_thread": False, "timeout": 30}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
+import subprocess
+import time
 
 import pytest
 from sqlalchemy import update
@@ -114,3 +117,27 @@ def test_a_task_stored_by_an_api_that_died_before_publishing_is_sent_by_another_
     _, api = fresh_cluster.api(18896)
     (response,) = api.wait_status("worker", identifier, ("DONE",), timeout=20)["taskResponseList"]
     assert response["attempts"] == 1
+
+
+def test_a_frozen_database_gives_503_within_seconds_and_all_recovers_when_it_thaws(fresh_cluster):
+    fresh_cluster.manager("frozen-1", env={"TASKER_TEST_HANDLER_WAIT": "1"})
+    _, api = fresh_cluster.api(18897)
+    identifier = unique("frozen")
+    assert api.post("worker", {"identifier": identifier, "endpoints": ["frozen-1"]}).status == 201
+    api.wait_state("worker", identifier, "frozen-1", ("received", "running"))
+    server = int(subprocess.run(["pidof", "mariadbd"], capture_output=True, text=True, timeout=10).stdout.split()[0])
+    os.kill(server, signal.SIGSTOP)  # a server that neither answers nor closes: a frozen VM, a partition
+    try:
+        started = time.monotonic()
+        refused = api.post("worker", {"identifier": unique("refused"), "endpoints": ["frozen-1"]})
+        post_seconds = time.monotonic() - started
+        started = time.monotonic()
+        health = api.request("GET", "/health")
+        health_seconds = time.monotonic() - started
+    finally:
+        os.kill(server, signal.SIGCONT)
+    assert refused.status == 503 and refused.json["error"]["status"] == 503 and post_seconds < 12, post_seconds
+    assert health.status == 503 and health_seconds < 12, health_seconds
+    (response,) = api.wait_status("worker", identifier, ("DONE",), timeout=60)["taskResponseList"]
+    assert (response["state"], response["attempts"]) == ("succeeded", 1)
+    wait_for(api.healthy, 30, 0.2, "the API to answer again")

@@ -50,6 +50,22 @@ def test_environment_variables_fill_values_and_keep_their_type(tmp_path, monkeyp
     assert config.rabbitmq.password == "xs3crety"
 
 
+@pytest.mark.parametrize("secret", ["*starts-like-an-alias", "@at", "%percent", "&anchor", "!tag", "0x1F", "yes", ""])
+def test_a_secret_from_the_environment_is_taken_as_it_is_never_parsed(tmp_path, monkeypatch, secret):
+    monkeypatch.setenv("PASS", secret)
+    monkeypatch.setenv("FLAG", "false")
+    text = BASE + 'rabbitmq:\n  password: "{PASS}"\napi:\n  tls:\n    enabled: "{FLAG}"\n'
+    config = load_config("x", write(tmp_path, text))
+    assert config.rabbitmq.password == secret and config.api.tls.enabled is False
+
+
+def test_a_value_put_into_a_url_is_percent_encoded(tmp_path, monkeypatch):
+    monkeypatch.setenv("PASS", "p@ss/w:rd%")
+    text = BASE.replace('"sqlite://"', '"mysql+pymysql://tasker:{PASS}@db:3306/tasker"')
+    config = load_config("x", write(tmp_path, text))
+    assert config.manager.db.uri == "mysql+pymysql://tasker:p%40ss%2Fw%3Ard%25@db:3306/tasker"
+
+
 def test_a_missing_environment_variable_names_the_key_and_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     monkeypatch.setenv("TASKER_ENV_FILE", str(tmp_path / "none.env"))
@@ -71,7 +87,8 @@ def test_the_env_file_supplies_variables_the_environment_lacks(tmp_path, monkeyp
     "extra, message",
     [
         ("api:\n  prot: 1\n", "unknown configuration key api.prot"),
-        ("api:\n  port: eighty\n", "api.port must be int, not str"),
+        ("api:\n  port: eighty\n", "api.port must be int, not the text 'eighty'"),
+        ("api:\n  port: [1]\n", "api.port must be int, not list"),
         ("api:\n  port: true\n", "api.port must be int, not bool"),
         ("colour: blue\n", "unknown configuration key colour"),
         ("endpoints:\n  backup: [a]\n", "endpoints.backup: 'backup' is not in task_types"),
