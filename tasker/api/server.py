@@ -27,6 +27,7 @@ SERVER_BODY_CAP = 64 * 1024 * 1024
 
 async def serve(config: Config, port: int) -> int:
     """Build everything once, listen, and shut down cleanly on a signal."""
+    config.api.check_auth()
     database = open_database(config.manager.db, threads=config.api.executor_threads)
     executor = ThreadPoolExecutor(config.api.executor_threads, thread_name_prefix="storage")
     publisher = Publisher(config.manager.message_queue)

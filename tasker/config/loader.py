@@ -191,8 +191,16 @@ def _check(config: Config) -> None:
     _check_manager(config.manager)
     if config.api.tls.enabled and not (config.api.tls.cert_file and config.api.tls.key_file):
         raise ConfigError("api.tls needs cert_file and key_file when enabled")
-    if any(not token for token in config.api.tokens):
-        raise ConfigError("api.tokens: a token must not be empty")
+    _check_auth(config.api.auth, config.api.tokens)
+
+
+def _check_auth(auth: str, tokens: list[str]) -> None:
+    if auth not in ("tokens", "none"):
+        raise ConfigError("api.auth must be tokens or none, not %r" % auth)
+    if any(not token.strip() for token in tokens):
+        raise ConfigError("api.tokens: a token must not be empty or blank")
+    if auth == "none" and tokens:
+        raise ConfigError("api.auth is none but api.tokens are given: say api.auth: tokens to use them")
 
 
 def _check_manager(manager: ManagerConfig) -> None:

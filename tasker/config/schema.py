@@ -76,8 +76,20 @@ class ApiConfig:
 
     port: int = 8888
     address: str = "127.0.0.1"
-    # Bearer tokens any of which a request must carry; none configured: no authentication.
+    # `tokens`: every request but /health and /openapi.json must carry one of `tokens` (at least
+    # one is required); `none`: no authentication, said explicitly.
+    auth: str = "tokens"
     tokens: list[str] = dataclasses.field(default_factory=list)
+
+    def check_auth(self) -> None:
+        """Refuse to serve the API with `auth: tokens` and no token (checked when the API
+        starts: managers and other tools read the same file without serving it)."""
+        if self.auth == "tokens" and not self.tokens:
+            raise ConfigError(
+                "api.auth is tokens but api.tokens is empty: give at least one token (TASKER_API_TOKENS in "
+                "production), or say api.auth: none to serve without authentication"
+            )
+
     tls: TlsConfig = TlsConfig()
     wait_for_endpoints_timeout: int = 30
     max_body_size: int = 1024 * 1024

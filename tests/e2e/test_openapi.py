@@ -175,7 +175,7 @@ def test_a_body_over_the_limit_is_a_documented_413(api, document, test_config):
 
 
 def test_with_tokens_the_document_is_open_and_declares_the_bearer_scheme(fresh_cluster):
-    api = fresh_cluster.api(SECURED_PORT, env={"TASKER_TEST_API_TOKENS": "s3cret"})[1]
+    api = fresh_cluster.api(SECURED_PORT, env={"TASKER_TEST_API_TOKENS": "s3cret", "TASKER_TEST_API_AUTH": "tokens"})[1]
     answer = api.request("GET", "/openapi.json")
     assert answer.status == 200, answer
     document = answer.json

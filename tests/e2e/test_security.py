@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import Api, TcpProxy, unique
+from tests.helpers import BIN, ROOT, Api, TcpProxy, process_env, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 TOKENS = "first-token-0123456789, second-token-abcdef"
@@ -62,7 +62,9 @@ def certificates(tmp_path_factory):
 
 def test_with_tokens_configured_every_task_route_needs_one(fresh_cluster):
     fresh_cluster.manager("auth-1")
-    _, api = fresh_cluster.api(18910, env={"TASKER_TEST_API_TOKENS": TOKENS}, token="second-token-abcdef")
+    _, api = fresh_cluster.api(
+        18910, env={"TASKER_TEST_API_TOKENS": TOKENS, "TASKER_TEST_API_AUTH": "tokens"}, token="second-token-abcdef"
+    )
     identifier = unique("auth")
     assert api.post("worker", {"identifier": identifier, "endpoints": ["auth-1"]}).status == 201
     api.wait_status("worker", identifier, ("DONE",))
@@ -142,3 +144,26 @@ def test_the_number_of_endpoints_per_task_is_limited_by_configuration(fresh_clus
     answer = api.post("worker", {"identifier": unique("many"), "endpoints": ["a", "b", "c", "d"]})
     assert answer.status == 400 and "names 4 endpoints, more than 3" in answer.json["error"]["message"]
     assert api.post("worker", {"identifier": unique("few"), "endpoints": ["a", "b", "c"]}).status == 201
+
+
+def test_the_production_api_refuses_to_start_without_a_token():
+    env = process_env(
+        TASKER_MODE="production",
+        MYSQL_PASSWD="x",
+        MYSQL_HOST="127.0.0.1",
+        RABBITMQ_PASSWD="x",
+        RABBITMQ_HOST="127.0.0.1",
+        TASKER_ENDPOINT="h1",
+        TASKER_API_TOKENS="  ",
+        TASKER_ENV_FILE="/nonexistent",
+    )
+    done = subprocess.run(
+        [str(BIN / "api"), "--mode", "production", "--port", "18919"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "api.auth is tokens but api.tokens is empty" in done.stderr.strip().splitlines()[-1]

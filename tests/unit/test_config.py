@@ -30,11 +30,44 @@ def test_the_shipped_configurations_load(monkeypatch):
     assert development.api.port == 8888 and development.api.wait_for_endpoints_timeout == 30
     assert development.manager.db.uri == "mysql+pymysql://tasker:secret@127.0.0.1:3306/tasker"
     assert development.manager.message_queue.virtual_host == "tasker"
+    assert development.api.address == "127.0.0.1" and development.api.auth == "none"
     monkeypatch.setenv("TASKER_ENDPOINT", "host1")
+    monkeypatch.setenv("TASKER_API_TOKENS", "t1, t2")
     monkeypatch.setenv("MYSQL_HOST", "db")
     monkeypatch.setenv("RABBITMQ_HOST", "mq")
-    assert load_config("production").endpoints["worker"] == ["host1"]
+    production = load_config("production")
+    assert production.endpoints["worker"] == ["host1"] and production.api.tokens == ["t1", "t2"]
     assert "failing" in load_config("test").task_types
+
+
+@pytest.mark.parametrize("tokens", [None, "", "   ", " , "])
+def test_production_refuses_to_start_without_a_token(monkeypatch, tokens):
+    for name, value in (
+        ("MYSQL_PASSWD", "x"),
+        ("RABBITMQ_PASSWD", "x"),
+        ("TASKER_ENDPOINT", "h"),
+        ("MYSQL_HOST", "db"),
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RABBITMQ_HOST", "mq")
+    monkeypatch.setenv("TASKER_ENV_FILE", "/nonexistent")
+    if tokens is None:
+        monkeypatch.delenv("TASKER_API_TOKENS", raising=False)
+    else:
+        monkeypatch.setenv("TASKER_API_TOKENS", tokens)
+    production = load_config("production")  # managers and initialize read it without tokens
+    with pytest.raises(ConfigError, match="api.auth is tokens but api.tokens is empty"):
+        production.api.check_auth()
+
+
+def test_serving_without_authentication_must_be_said(tmp_path):
+    with pytest.raises(ConfigError, match="api.auth is tokens but api.tokens is empty"):
+        load_config("x", write(tmp_path, BASE)).api.check_auth()
+    with pytest.raises(ConfigError, match="must not be empty or blank"):
+        load_config("x", write(tmp_path, BASE + "api:\n  tokens: ['a', '  ']\n"))
+    with pytest.raises(ConfigError, match="api.auth is none but api.tokens are given"):
+        load_config("x", write(tmp_path, BASE + "api:\n  auth: none\n  tokens: [a]\n"))
+    assert load_config("x", write(tmp_path, BASE + "api:\n  auth: none\n")).api.tokens == []
 
 
 def test_environment_variables_fill_values_and_keep_their_type(tmp_path, monkeypatch):
