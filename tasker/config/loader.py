@@ -67,8 +67,9 @@ def _expand(value: Any, environ: dict[str, str], key: str) -> Any:
     if not isinstance(value, str):
         return value
 
-    # Inside a URL a value is percent-encoded, so a password with `@` or `/` stays a password.
-    in_url = "://" in value
+    # Inside a URL a value is percent-encoded, so a password with `@` or `/` stays a password
+    # (a value that is a whole URL, from one variable, is taken as it is).
+    in_url = "://" in _ENV_REFERENCE.sub("", value)
 
     def substitute(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)

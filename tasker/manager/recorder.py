@@ -47,7 +47,7 @@ class Recorder:
         if not self.arrived.due(now) or now < self._retry_at:
             return None
         batch = self.arrived.batch()
-        arrivals = [Arrival(held.message.id, held.message.run) for held in batch]
+        arrivals = [Arrival(held.message.id, held.message.run, held.message.type) for held in batch]
         decided = self.store("record receipts", self.responses.record_receipts, arrivals, self.endpoint)
         if decided is None:
             return None

@@ -11,11 +11,11 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasker.config import DbConfig
-from tasker.errors import DuplicateRow, LockConflict, SetupError, StorageError, StorageUnavailable
+from tasker.errors import ConfigError, DuplicateRow, LockConflict, SetupError, StorageError, StorageUnavailable
 from tasker.storage.models import Base
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,10 @@ def open_database(config: DbConfig, threads: int = 1, timeout: bool = True) -> D
     of `threads` threads at least (a pool smaller than its users opens and closes connections
     all the time). With `timeout`, a MySQL statement that gets no answer within
     `manager.db.timeout` seconds fails as unavailable (schema migrations go without)."""
-    url = make_url(config.uri)
+    try:
+        url = make_url(config.uri)
+    except ArgumentError as exc:
+        raise ConfigError("manager.db.uri is not a database URL (dialect+driver://user:password@host/db)") from exc
     options: dict = {"echo": config.verbose, "pool_pre_ping": True}
     if url.get_backend_name() in ("mysql", "mariadb"):
         # READ COMMITTED: after locking a task row, a transaction sees what others committed.

@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Arrival:
-    """A task message of run `run` that reached a manager."""
+    """A task message of run `run` that reached a manager of task type `type`."""
 
     task_id: int
     run: int
+    type: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,10 +103,14 @@ class ResponseStore:
         """
         now = utcnow()
         with self.database.connection() as connection:
-            rows, pgids = self._rows(connection, {arrival.task_id for arrival in arrivals}, endpoint, lock=True)
+            task_ids = {arrival.task_id for arrival in arrivals}
+            rows, pgids = self._rows(connection, task_ids, endpoint, lock=True)
+            # A message says which task it is for, the database says of which type: a message of
+            # one type carrying the id of another type's task is unknown here.
+            types = dict(connection.execute(_TYPES, {"ids": list(task_ids)}).all())
             decisions, writes = [], {}
             for arrival in arrivals:
-                row = rows.get(arrival.task_id)
+                row = rows.get(arrival.task_id) if types.get(arrival.task_id) == arrival.type else None
                 decision = decide_receipt(row, arrival.run, now)
                 decisions.append((decision, pgids.get(arrival.task_id)))
                 if row is not None and decision.attempts != row.attempts:
@@ -224,6 +229,7 @@ _ROWS = select(*(RESPONSE.c[name] for name in ("task_id", "state", "run", "attem
     *_MINE
 )
 _ROWS_FOR_UPDATE = _ROWS.with_for_update()
+_TYPES = select(TASK.c.id, TASK.c.type).where(TASK.c.id.in_(bindparam("ids", expanding=True)))
 _RECEIVE = (
     update(RESPONSE)
     .where(*_MINE)

@@ -42,9 +42,9 @@ def backdate(db, task_id):
         connection.execute(update(RESPONSE).where(RESPONSE.c.task_id == task_id).values(deadline=past))
 
 
-def receipt(responses, task_id, endpoint, run=1):
+def receipt(responses, task_id, endpoint, run=1, task_type="worker"):
     """Record one receipt; (what to do, attempts)."""
-    decision, _ = responses.record_receipts([Arrival(task_id, run)], endpoint)[0]
+    decision, _ = responses.record_receipts([Arrival(task_id, run, task_type)], endpoint)[0]
     return decision.receipt, decision.attempts
 
 
@@ -195,6 +195,14 @@ def test_only_one_caller_claims_an_unsent_task(db):
     for thread in threads:
         thread.join()
     assert won == [task.id]
+
+
+def test_a_message_of_one_type_naming_another_types_task_is_unknown(db):
+    tasks, responses = TaskStore(db), ResponseStore(db)
+    task = tasks.create(new(), 30).task
+    assert receipt(responses, task.id, "e1", task_type="backup") == (Receipt.UNKNOWN, 0)
+    assert states(tasks, task.identifier)[1][0] == ("e1", "queued", 0)
+    assert receipt(responses, task.id, "e1") == (Receipt.RUN, 1)
 
 
 def test_an_unknown_task_is_not_found(db):

@@ -97,6 +97,9 @@ def test_a_value_put_into_a_url_is_percent_encoded(tmp_path, monkeypatch):
     text = BASE.replace('"sqlite://"', '"mysql+pymysql://tasker:{PASS}@db:3306/tasker"')
     config = load_config("x", write(tmp_path, text))
     assert config.manager.db.uri == "mysql+pymysql://tasker:p%40ss%2Fw%3Ard%25@db:3306/tasker"
+    monkeypatch.setenv("WHOLE", "mysql+pymysql://u:p@h/db")
+    text = BASE.replace('"sqlite://"', '"{WHOLE:-sqlite://}"')
+    assert load_config("x", write(tmp_path, text)).manager.db.uri == "mysql+pymysql://u:p@h/db"
 
 
 def test_a_missing_environment_variable_names_the_key_and_the_variable(tmp_path, monkeypatch):
@@ -158,3 +161,11 @@ def test_the_handler_module_comes_from_the_configuration_only(tmp_path):
     assert config.handler_module("worker") == "myteam.handlers.worker"
     with pytest.raises(ConfigError, match="'os' is not configured"):
         config.handler_module("os")
+
+
+def test_a_database_uri_that_is_not_a_url_is_a_configuration_error():
+    from tasker.config import DbConfig
+    from tasker.storage import open_database
+
+    with pytest.raises(ConfigError, match="manager.db.uri is not a database URL"):
+        open_database(DbConfig(uri="not a url at all"))

@@ -175,7 +175,7 @@ def test_a_long_run_is_renewed_before_the_consumer_timeout_and_stays_one_attempt
 
 def test_a_received_run_whose_message_expired_is_brought_back_from_the_database(setup, db):
     task = setup.task()
-    setup.responses.record_receipts([Arrival(task.id, 1)], "e1")
+    setup.responses.record_receipts([Arrival(task.id, 1, "worker")], "e1")
     with db.connection() as connection:
         past = dt.datetime(2020, 1, 1)
         connection.execute(update(RESPONSE).values(deadline=past, last_modified_time=past))
@@ -279,7 +279,7 @@ def test_an_outcome_the_database_refuses_is_stored_as_a_failed_run_and_the_manag
 
 def test_the_renewal_copy_of_a_manager_that_died_counts_another_attempt(setup):
     task = setup.task()
-    setup.responses.record_receipts([Arrival(task.id, 1)], "e1")  # the dead manager's receipt
+    setup.responses.record_receipts([Arrival(task.id, 1, "worker")], "e1")  # the dead manager's receipt
     setup.send(task, renewal=True)  # its renewal copy, put back before it died
     horse = StubHorse()
     setup.manager(horse)
