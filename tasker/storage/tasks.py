@@ -115,7 +115,7 @@ class TaskStore:
             endpoints = new.endpoints or registered[new.type]
             if not endpoints:
                 raise _nobody_registered(new.type)
-            if len(endpoints) > self.max_endpoints:
+            if new.endpoints is None and len(endpoints) > self.max_endpoints:
                 raise InvalidTask(
                     "%d endpoints are registered for %s, more than a task may go to (api.max_endpoints %d): "
                     "name the endpoints" % (len(endpoints), new.type, self.max_endpoints)
