@@ -61,7 +61,7 @@ class Consumer:
         self._parameters = connection_parameters(settings)
         self._broker = 0
         # Publish tag of a copy (a renewal, a set-aside message) -> the delivery to ack on its confirm.
-        self._copying: dict[int, Delivery] = {}
+        self._copying: dict[int, tuple[Delivery, bool]] = {}
         self._publish_tag = 1
         self._connection: SelectConnection | None = None
         self._channel = None
@@ -233,30 +233,34 @@ class Consumer:
         self._on_delivery(delivery)
 
     def _renew(self, delivery: Delivery) -> None:
-        self._copy_then_ack(delivery, self.queue, RENEWAL)
+        self._copy_then_ack(delivery, self.queue, RENEWAL, renewal=True)
 
     def _set_aside(self, delivery: Delivery, reason: str) -> None:
         headers = {REASON_HEADER: reason[:1000], "x-tasker-queue": self.queue}
         properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, headers=headers)
-        self._copy_then_ack(delivery, dead_letter_name(self.settings.exchange), properties)
+        self._copy_then_ack(delivery, dead_letter_name(self.settings.exchange), properties, renewal=False)
 
-    def _copy_then_ack(self, delivery: Delivery, queue: str, properties: pika.BasicProperties) -> None:
+    def _copy_then_ack(self, delivery: Delivery, queue: str, properties: pika.BasicProperties, renewal: bool) -> None:
         """Publish a copy of a delivery to `queue`; acknowledge the original once it is confirmed."""
         channel = self._channel_of(delivery)
         if channel is None:
             return  # that delivery went back to the queue with its channel
         channel.basic_publish("", queue, delivery.body, properties)
-        self._copying[self._publish_tag] = delivery
+        self._copying[self._publish_tag] = (delivery, renewal)
         self._publish_tag += 1
 
     def _on_confirm(self, frame) -> None:
         method = frame.method
         tags = [t for t in self._copying if t <= method.delivery_tag] if method.multiple else [method.delivery_tag]
         for tag in tags:
-            delivery = self._copying.pop(tag, None)
-            if delivery is None:
+            copied = self._copying.pop(tag, None)
+            if copied is None:
                 continue
+            delivery, renewal = copied
             if isinstance(method, pika.spec.Basic.Ack):
                 self._settle(delivery, lambda ch, d=delivery: ch.basic_ack(d.tag))
+            elif renewal:  # no copy: the original is handed back, and its holder keeps it
+                log.warning("the broker refused the renewal copy of delivery %s; keeping the original", delivery.tag)
+                self._on_delivery(delivery)
             else:
                 log.warning("the broker refused the copy of delivery %s; keeping the original", delivery.tag)

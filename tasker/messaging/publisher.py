@@ -68,17 +68,20 @@ class Publisher:
     async def _publish(self, task_type: str, endpoints: list[str], body: bytes, expiration: str | None) -> None:
         channel = await self.declare(task_type, endpoints)
         queues = [queue_name(self.settings.exchange, task_type, endpoint) for endpoint in endpoints]
+        tag = self._next_tag
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent,
             content_type="application/json",
             expiration=expiration,
             headers={"CC": queues[1:]} if len(queues) > 1 else None,
+            message_id=str(tag),  # names the publish if the broker returns it unroutable
         )
         confirmed = asyncio.get_running_loop().create_future()
-        self._pending[self._next_tag] = confirmed
+        self._pending[tag] = confirmed
         self._next_tag += 1
         try:
-            channel.basic_publish(tasks_exchange(self.settings.exchange), queues[0], body, properties)
+            exchange = tasks_exchange(self.settings.exchange)
+            channel.basic_publish(exchange, queues[0], body, properties, mandatory=True)
         except Exception as exc:  # pika raises several types when the channel just closed
             self._fail_pending(BrokerUnavailable("cannot publish: %s" % exc))
         await confirmed
@@ -167,6 +170,7 @@ class Publisher:
 
     def _on_channel_open(self, channel) -> None:
         channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(lambda ch, method, properties, body: self._on_return(ch, properties))
         channel.confirm_delivery(
             lambda frame: self._on_confirm(channel, frame), callback=lambda _frame: self._on_confirm_mode(channel)
         )
@@ -190,6 +194,16 @@ class Publisher:
         self._resolve_opening(exc=BrokerUnavailable("RabbitMQ channel closed: %s" % reason))
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
+
+    def _on_return(self, channel, properties) -> None:
+        """The broker routed a publish to no queue (its queues were deleted meanwhile): it is not
+        sent. Declarations are forgotten, so the outbox's next send declares the queues again."""
+        if channel is not self._channel:
+            return
+        self._declared = {}
+        future = self._pending.pop(int(properties.message_id or 0), None)
+        if future is not None and not future.done():
+            future.set_exception(BrokerUnavailable("the broker found no queue for the task: not sent"))
 
     def _on_confirm(self, channel, frame) -> None:
         if channel is not self._channel:

@@ -39,6 +39,7 @@ class StubBroker:
         self.dead_letters: list[bytes] = []
         self.published: list[tuple[list[str], bytes]] = []
         self.down = False
+        self.refuse_copies = False  # answer renewal copies as the broker's nack does
         self.lock = threading.Condition()
 
     def publisher(self) -> StubPublisher:
@@ -163,10 +164,17 @@ class StubConsumer:
             return True
 
     def renew(self, delivery: Delivery) -> None:
-        """Put a renewal copy at the end of the queue, then acknowledge the original."""
+        """Put a renewal copy at the end of the queue, then acknowledge the original; when the
+        broker refuses copies, hand the original back instead."""
         with self.broker.lock:
             if delivery.tag not in self._unacked or not self.is_current(delivery):
                 return
+            refused = self.broker.refuse_copies
+        if refused:
+            self.renewed.append(b"refused")
+            self.on_delivery(delivery)
+            return
+        with self.broker.lock:
             self.broker.queues[self.queue].append(StubMessage(delivery.body, renewal=True))
         self._settle(delivery, self.renewed)
 

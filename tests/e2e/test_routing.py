@@ -140,3 +140,16 @@ def registered(database, endpoint: str) -> bool:
     with database.connection() as connection:
         rows = connection.execute(select(REGISTRATION).where(REGISTRATION.c.endpoint == endpoint)).all()
     return bool(rows)
+
+
+def test_a_task_whose_queue_was_deleted_under_the_api_is_not_lost(fresh_cluster, channel):
+    _, api = fresh_cluster.api(18944)
+    endpoint = unique("deleted")
+    assert api.post("worker", {"identifier": unique("first"), "endpoints": [endpoint]}).status == 201
+    channel.queue_delete("tasker.worker.%s" % endpoint)  # the API still counts it as declared
+    identifier = unique("second")
+    answer = api.post("worker", {"identifier": identifier, "endpoints": [endpoint]})
+    assert answer.status == 202 and answer.json["status"] == "CREATED", "returned unroutable: not sent yet"
+    api.wait_status("worker", identifier, ("SENT",), timeout=20)  # the outbox declared the queue again
+    assert depth(channel, endpoint) == 1
+    channel.queue_delete("tasker.worker.%s" % endpoint)

@@ -311,3 +311,19 @@ def test_extensions_see_each_run_received_started_and_finished_and_may_change_it
     name = task.identifier
     assert seen == [("received", name, 1), ("started", name, 7.0), ("finished", name, "succeeded")]
     assert horse.jobs[0].timeout == 7.0
+
+
+def test_a_refused_renewal_leaves_the_original_with_its_holder(setup):
+    gate = threading.Event()
+    horse = StubHorse(gated(gate))
+    setup.broker.refuse_copies = True
+    manager = setup.manager(horse, consumer_timeout=2.0)  # renewed after 0.8 s, refused each time
+    task = setup.task()
+    setup.send(task)
+    setup.wait_state(task, "running")
+    wait_for(lambda: len(manager.consumer.renewed) >= 2, 10, 0.05, "two refused renewals")
+    assert manager.consumer.unacked() == 1, "the original is still held"
+    gate.set()
+    setup.wait_state(task, "succeeded")
+    wait_for(lambda: manager.consumer.unacked() == 0 and len(manager.consumer.acked) == 1, 5, 0.01, "its ack")
+    assert len(horse.jobs) == 1 and setup.state(task) == ("succeeded", 1)
