@@ -175,7 +175,7 @@ class Cluster:
         process = self._start("api-%d" % port, [str(BIN / "api"), "--mode", "test", "--port", str(port)], env)
         api = Api(port, **client)
         wait_for(lambda: api.healthy() or process.popen.poll() is not None, 30, 0.1, "the API on port %d" % port)
-        assert process.popen.poll() is None, process.log()
+        assert process.popen.poll() is None, "the API exited; its log is %s" % process.log_path
         return process, api
 
     def manager(
@@ -185,18 +185,30 @@ class Cluster:
         args = [str(BIN / "manager"), "--mode", "test", "--endpoint", endpoint, "--tasktype", task_type]
         process = self._start("manager-%s-%s-%s" % (task_type, endpoint, len(self.processes)), args, env)
         if wait:
-            suffix = ".%s.%s" % (task_type, endpoint)  # whatever the exchange prefix
-            wait_for(
-                lambda: any("consuming " in line and line.endswith(suffix) for line in process.log().splitlines()),
-                30,
-                0.1,
-                "%s to consume its queue" % endpoint,
-            )
+            environ = dict(self.env, **(env or {}))
+            queue = "%s.%s.%s" % (environ.get("TASKER_TEST_EXCHANGE", "tasker"), task_type, endpoint)
+            vhost = environ.get("TASKER_TEST_VHOST", "tasker_test")
+            wait_for(lambda: consumers(vhost, queue) > 0, 30, 0.1, "%s to consume its queue" % endpoint)
         return process
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+
+def consumers(vhost: str, queue: str) -> int:
+    """How many consumers the local RabbitMQ counts on a queue (0 when it does not exist)."""
+    import pika
+
+    parameters = pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials("guest", "guest"))
+    connection = pika.BlockingConnection(parameters)
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        if connection.is_open:
+            connection.close()
 
 
 def process_env(**overrides: str) -> dict[str, str]:
@@ -222,6 +234,7 @@ class TcpProxy:
         probe.close()
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
+        self.accepted = 0  # connections accepted so far
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -250,6 +263,7 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            self.accepted += 1
             try:
                 if self.tls is not None:  # this side speaks TLS, as a broker with TLS does
                     client.settimeout(10)
