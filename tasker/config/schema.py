@@ -11,18 +11,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass(frozen=True)
-class DbConfig:
-    """Where task and task-response rows live."""
-
-    uri: str
-    verbose: bool = False
-    pool_size: int = 5
-    # Seconds a statement's answer (or the sending of it) may take before the database counts
-    # as unavailable: a frozen server gives 503s and retries, not threads waiting forever.
-    timeout: float = 5.0
-
-
-@dataclasses.dataclass(frozen=True)
 class TlsConfig:
     """TLS files: a certificate and key to present, a CA bundle to verify the peer with."""
 
@@ -32,6 +20,20 @@ class TlsConfig:
     ca_file: str = ""
     verify: bool = True
     server_hostname: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class DbConfig:
+    """Where task and task-response rows live."""
+
+    uri: str
+    verbose: bool = False
+    pool_size: int = 5
+    # Seconds a statement's answer (or the sending of it) may take before the database counts
+    # as unavailable: a frozen server gives 503s and retries, not threads waiting forever.
+    timeout: float = 5.0
+    # TLS to the database server: `ca_file` verifies it, `cert_file`/`key_file` identify us.
+    tls: TlsConfig = TlsConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +100,8 @@ class ApiConfig:
     deadline_check_interval: float = 1.0
     outbox_interval: float = 2.0
     executor_threads: int = 8
+    # Bytes of task rows one batched INSERT may carry: below the database's max_allowed_packet.
+    max_batch_bytes: int = 4 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +122,8 @@ class ManagerConfig:
     max_result: int = 4 * 1024 * 1024
     # Seconds between the manager's checks for runs whose message expired in the queue.
     orphan_check_interval: float = 30.0
+    # Deliveries of one run that may end with its manager gone before the run is recorded failed.
+    max_crashes: int = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +146,8 @@ class SupervisorConfig:
     username: str = "tasker"
     password: str = ""
     http_port: int = 0
+    # The system user supervisord runs the API and managers as (empty: the invoking user).
+    user: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
