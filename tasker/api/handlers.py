@@ -11,11 +11,15 @@ from typing import Any
 import tornado.web
 
 from tasker.api.dispatch import Dispatcher
+from tasker.api.refusal import body_pending, refuse_unread
 from tasker.api.validation import check_identifier, parse_new_task
 from tasker.errors import BrokerUnavailable, InvalidTask, StorageUnavailable, TaskConflict, TaskNotFound
 from tasker.records import task_read_view
 
 log = logging.getLogger(__name__)
+JSON_TYPE = "application/json; charset=UTF-8"
+# A refusal: status, message, and headers to send with it.
+Refusal = tuple[int, str, dict[str, str]]
 
 # tasker's errors, as the HTTP status each one answers.
 ERROR_STATUS = {
@@ -27,9 +31,14 @@ ERROR_STATUS = {
 }
 
 
+@tornado.web.stream_request_body
 class JsonHandler(tornado.web.RequestHandler):
     """Base of every request handler: JSON answers, JSON errors, tasker errors mapped to statuses,
-    and the bearer token when `api.tokens` is configured."""
+    and the bearer token when `api.tokens` is configured.
+
+    Every request handler streams its body: a request is refused on its headers (token, path,
+    method, size) before a byte of its body is read, and a body no route reads is thrown away.
+    """
 
     requires_token = True
 
@@ -38,7 +47,42 @@ class JsonHandler(tornado.web.RequestHandler):
         self.task_type = task_type
 
     def prepare(self) -> None:
-        self.authorize()
+        refusal = self.refusal()
+        if refusal is not None:
+            self.refuse(*refusal)
+
+    def refusal(self) -> Refusal | None:
+        """Why this request is refused on its headers alone, or None to go on."""
+        if self.requires_token and not self.has_valid_token():
+            message = "a valid bearer token is required (Authorization: Bearer <token>)"
+            return 401, message, {"WWW-Authenticate": 'Bearer realm="tasker"'}
+        refusal = self.route_refusal()
+        if refusal is not None:
+            return refusal
+        if self.request.method not in self.allowed_methods():
+            message = "method %s is not allowed here" % self.request.method
+            return 405, message, {"Allow": ", ".join(self.allowed_methods())}
+        length = self.request.headers.get("Content-Length", "").strip()
+        limit = self.settings["max_body_size"]
+        if length.isdigit() and int(length) > limit:
+            return 413, "body of %s bytes is over the limit of %d bytes" % (length, limit), {}
+        return None
+
+    def route_refusal(self) -> Refusal | None:
+        """What this route refuses beyond token, method and size (a subclass says)."""
+        return None
+
+    def refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        """Answer an error now; a body still to come is drained, never read into memory."""
+        if not body_pending(self.request):
+            self.fail(status, message, headers)
+            return
+        body = json.dumps({"error": {"status": status, "message": message}}).encode()
+        refuse_unread(self.request, status, body, dict(headers or {}, **{"Content-Type": JSON_TYPE}))
+        self.on_connection_close()  # the connection is no longer Tornado's: this request ends here
+
+    def data_received(self, chunk: bytes) -> None:
+        """A body on a route that takes none is read and thrown away."""
 
     def has_valid_token(self) -> bool:
         """Whether authentication is off or the request carries a configured bearer token."""
@@ -51,19 +95,8 @@ class JsonHandler(tornado.web.RequestHandler):
             matched |= hmac.compare_digest(given.strip().encode(), token.encode())
         return scheme.lower() == "bearer" and matched
 
-    def authorize(self) -> bool:
-        """Finish with 401 unless the request may go on; True if it may."""
-        if not self.requires_token or self.has_valid_token():
-            return True
-        self.fail(
-            401,
-            "a valid bearer token is required (Authorization: Bearer <token>)",
-            {"WWW-Authenticate": 'Bearer realm="tasker"'},
-        )
-        return False
-
     def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Content-Type", JSON_TYPE)
 
     def answer(self, status: int, body: Any) -> None:
         """Finish with `status` and `body` as JSON."""
@@ -106,23 +139,19 @@ class JsonHandler(tornado.web.RequestHandler):
         super()._handle_request_exception(e)
 
 
-@tornado.web.stream_request_body
 class TaskCollectionHandler(JsonHandler):
     """`POST /<task_type>`: create a task and send it to its endpoints."""
 
     def prepare(self) -> None:
         self._body = bytearray()
         self._too_large = False
-        if not self.authorize() or self.request.method != "POST":
-            return
-        limit = self.settings["max_body_size"]
+        super().prepare()
+
+    def route_refusal(self) -> Refusal | None:
         content_type = self.request.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            self.fail(415, "Content-Type must be application/json, not %r" % content_type)
-            return
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            self.fail(413, "body of %s bytes is over the limit of %d bytes" % (length, limit))
+        if self.request.method == "POST" and content_type.split(";")[0].strip().lower() != "application/json":
+            return 415, "Content-Type must be application/json, not %r" % content_type, {}
+        return None
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > self.settings["max_body_size"]:
@@ -196,12 +225,9 @@ class HealthHandler(JsonHandler):
 class NotFoundHandler(JsonHandler):
     """Every path that is not a configured task type."""
 
-    def prepare(self) -> None:
-        if not self.authorize():
-            return
-        self.fail(
-            404, "no such path: %s (task types: %s)" % (self.request.path, ", ".join(self.settings["task_types"]))
-        )
+    def route_refusal(self) -> Refusal | None:
+        task_types = ", ".join(self.settings["task_types"])
+        return 404, "no such path: %s (task types: %s)" % (self.request.path, task_types), {}
 
 
 class OpenApiHandler(JsonHandler):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import socket
 import ssl
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -168,3 +173,68 @@ def test_the_production_api_refuses_to_start_without_a_token():
     )
     assert done.returncode == 2, done.stderr
     assert "api.auth is tokens but api.tokens is empty" in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def guarded_api(cluster):
+    """An API that wants a token, for the tests of bodies refused before they are read."""
+    _, api = cluster.api(
+        19030, env={"TASKER_TEST_API_TOKENS": TOKENS, "TASKER_TEST_API_AUTH": "tokens"}, token="first-token-0123456789"
+    )
+    return api
+
+
+def _answer_to_headers(port: int, head: bytes) -> tuple[bytes, dict]:
+    """Send only a request's headers and read the answer: it must come without the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, body = answer.partition(b"\r\n\r\n")
+    return status_line.split(b"\r\n")[0], json.loads(body)
+
+
+FORTY_MIB = 40 * 1024 * 1024
+UNREAD = [
+    ("POST to an unknown path, no token", b"POST /nowhere HTTP/1.1", False, 401),
+    ("GET of a task, no token", b"GET /worker/x HTTP/1.1", False, 401),
+    ("POST of a task, no token", b"POST /worker HTTP/1.1", False, 401),
+    ("GET of a task with a token", b"GET /worker/x HTTP/1.1", True, 413),
+    ("POST to an unknown path with a token", b"POST /nowhere HTTP/1.1", True, 404),
+    ("PUT of a task with a token", b"PUT /worker/x HTTP/1.1", True, 405),
+]
+
+
+@pytest.mark.parametrize("case", UNREAD, ids=[case[0] for case in UNREAD])
+def test_a_refused_request_is_answered_before_its_body_is_sent(guarded_api, case):
+    _, request_line, with_token, status = case
+    token = b"Authorization: Bearer first-token-0123456789\r\n" if with_token else b""
+    head = request_line + b"\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n" % (
+        token,
+        FORTY_MIB,
+    )
+    status_line, body = _answer_to_headers(guarded_api.port, head)
+    assert status_line.startswith(b"HTTP/1.1 %d" % status), status_line
+    assert body["error"]["status"] == status
+
+
+def test_a_client_that_sends_a_refused_body_whole_still_reads_the_answer(guarded_api):
+    """urllib sends the whole body before it reads: the API drains it instead of resetting
+    (10 MB is more than the sockets buffer, so a close with the body unread is a reset)."""
+    url = "http://127.0.0.1:%d/worker" % guarded_api.port
+    cases = [({"Authorization": "Bearer first-token-0123456789"}, 413), ({}, 401)]
+    for (headers, status), size in itertools.product(cases, [1_100_000, 10_000_000, 10_000_000]):
+        oversized = json.dumps({"identifier": "big", "payload": "x" * size}).encode()
+        for _ in range(2):
+            request = urllib.request.Request(
+                url, data=oversized, method="POST", headers=dict(headers, **{"Content-Type": "application/json"})
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == status
+            assert json.loads(refused.value.read())["error"]["status"] == status
+    assert guarded_api.healthy(), "and the API goes on serving"
