@@ -10,6 +10,7 @@ MYSQL_PASSWD stays in var/tasker.env, where a later plain `make run` finds it.
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import socket
 import subprocess
@@ -198,3 +199,11 @@ def test_tasker_mysql_user_logs_in_with_the_provisioned_password(provisioned: Pr
         assert cursor.fetchone()[0] == "tasker@127.0.0.1"
     with pytest.raises(pymysql.err.OperationalError):
         pymysql.connect(host="127.0.0.1", user="tasker", password=provisioned.password + "x", connect_timeout=5)
+
+
+def test_provision_creates_the_tasker_system_user_once(provisioned: Provisioned) -> None:
+    user = pwd.getpwnam("tasker")
+    assert user.pw_uid < 1000, "a system user"
+    assert user.pw_shell == "/usr/sbin/nologin"
+    assert not os.path.exists(user.pw_dir)
+    assert "provision: system user tasker: exists" in provisioned.second.output
