@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 
 from tasker.cli.common import add_mode_option, run, setup_logging
 from tasker.config import Config, load_config
 from tasker.messaging.admin import setup_vhost
 from tasker.messaging.publisher import Publisher
+from tasker.messaging.rights import endpoint_logins, uses_role_users
 from tasker.storage import ResponseStore, open_database
 
 log = logging.getLogger("tasker.initialize")
@@ -22,7 +24,7 @@ def main() -> int:
     add_mode_option(parser)
     parser.add_argument("-d", "--database", action="store_true", help="create or migrate the database tables")
     parser.add_argument(
-        "-r", "--rabbitmq", action="store_true", help="create the RabbitMQ vhost, user, permissions and queues"
+        "-r", "--rabbitmq", action="store_true", help="create the RabbitMQ vhost, users, permissions and queues"
     )
     parser.add_argument(
         "--reset", action="store_true", help="drop what exists first (tables, or the vhost with its queues)"
@@ -82,15 +84,43 @@ async def _delete_queue(config: Config, task_type: str, endpoint: str) -> None:
 
 
 async def declare_queues(config: Config) -> None:
-    """Declare the exchange of every task type and the queue of every configured endpoint,
-    so tasks published before a manager first starts wait for it."""
-    publisher = Publisher(config.manager.message_queue)
-    try:
-        for task_type in config.task_types:
-            await publisher.declare(task_type, config.endpoints.get(task_type, []))
-    finally:
-        await publisher.close()
+    """Declare the tasks exchange and the queue of every known endpoint for every task type it
+    may serve, so tasks published before a manager first starts wait for it."""
+    for login, queues in declaration_plan(config).items():
+        settings = dataclasses.replace(config.manager.message_queue, username=login[0], password=login[1])
+        publisher = Publisher(settings)
+        try:
+            for task_type, endpoints in queues.items():
+                await publisher.declare(task_type, endpoints)
+        finally:
+            await publisher.close()
     log.info("exchanges and endpoint queues are declared")
+
+
+def declaration_plan(config: Config) -> dict[tuple[str, str], dict[str, list[str]]]:
+    """Who declares what: (username, password) -> task type -> endpoints whose queues to declare.
+
+    With one user for all, it declares the queues of the endpoints configured here. With users
+    per role, every endpoint with a user of its own gets a queue for every task type, declared
+    as that user: creating a queue takes the read right on it, which only that user has. The
+    API's user declares the exchange.
+    """
+    settings = config.manager.message_queue
+    if not uses_role_users(config.rabbitmq):
+        login = (settings.username, settings.password)
+        return {login: {task_type: list(config.endpoints.get(task_type, [])) for task_type in config.task_types}}
+    logins = endpoint_logins(config.rabbitmq)
+    configured = {endpoint for endpoints in config.endpoints.values() for endpoint in endpoints}
+    for endpoint in sorted(configured - set(logins)):
+        log.warning("endpoint %s has no user in rabbitmq.endpoint_users: its manager declares its queues", endpoint)
+    plan: dict[tuple[str, str], dict[str, list[str]]] = {}
+    api = config.rabbitmq.api_user
+    if api.username:
+        plan[(api.username, api.password)] = {task_type: [] for task_type in config.task_types}
+    for endpoint, login in logins.items():
+        for task_type in config.task_types:
+            plan.setdefault(login, {}).setdefault(task_type, []).append(endpoint)
+    return plan
 
 
 def main_entry() -> None:

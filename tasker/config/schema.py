@@ -44,6 +44,8 @@ class MessageQueueConfig:
     port: int = 5672
     # Brokers to fail over between, as "host" or "host:port"; when set, host and port are unused.
     hosts: list[str] = dataclasses.field(default_factory=list)
+    # The broker user this process logs in as: with users per role (`rabbitmq.api_user`,
+    # `rabbitmq.endpoint_users`), the API's on the API's host, its endpoint's on an endpoint host.
     username: str = "guest"
     password: str = "guest"
     virtual_host: str = "/"
@@ -100,6 +102,10 @@ class ApiConfig:
     deadline_check_interval: float = 1.0
     outbox_interval: float = 2.0
     executor_threads: int = 8
+    # Worker processes that parse large POST bodies off the IOLoop (0: parse every body on it).
+    parse_processes: int = 2
+    # Seconds the IOLoop may be held by one callback before the API logs a warning.
+    loop_stall_warning: float = 0.1
     # Bytes of task rows one batched INSERT may carry: below the database's max_allowed_packet.
     max_batch_bytes: int = 4 * 1024 * 1024
 
@@ -127,13 +133,31 @@ class ManagerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RabbitmqUserConfig:
+    """A broker user `initialize -r` creates; one without a username is not configured."""
+
+    username: str = ""
+    password: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class RabbitmqConfig:
-    """What `initialize -r` needs to create the vhost, user and permissions."""
+    """What `initialize -r` needs to create the vhost, users and permissions.
+
+    Without `api_user` and `endpoint_users`, one user (`manager.message_queue.username`) gets
+    every right on the vhost. With them, each gets only what its role needs
+    (`tasker.messaging.rights`) and no other user is created.
+    """
 
     rabbitmqctl: str = "rabbitmqctl"
+    # The management HTTP API, used with the admin `username` and `password` instead of rabbitmqctl.
     management_url: str = ""
     username: str = "guest"
     password: str = "guest"
+    # The API's user: declares the tasks exchange, keeps endpoint queues bound, publishes tasks.
+    api_user: RabbitmqUserConfig = RabbitmqUserConfig()
+    # Endpoint name -> the user its managers log in as: it consumes only that endpoint's queues.
+    endpoint_users: dict[str, RabbitmqUserConfig] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""Create (or reset) the RabbitMQ vhost, user and permissions of a configuration.
+"""Create (or reset) the RabbitMQ vhost, users and permissions of a configuration.
 
 With `rabbitmq.management_url` set, the management HTTP API is used with the superuser
-credentials of `rabbitmq.*`; otherwise `rabbitmqctl` on this host.
+credentials of `rabbitmq.*`; otherwise `rabbitmqctl` on this host, which is given passwords on
+its standard input, never on its command line (where `ps` would show them).
 """
 
 from __future__ import annotations
@@ -16,32 +17,51 @@ import urllib.request
 
 from tasker.config import MessageQueueConfig, RabbitmqConfig
 from tasker.errors import SetupError
+from tasker.messaging.rights import Rights, broker_users, uses_role_users
 from tasker.messaging.topology import expiry_policy
 
 log = logging.getLogger(__name__)
 
 
 def setup_vhost(admin: RabbitmqConfig, settings: MessageQueueConfig, reset: bool = False) -> None:
-    """Make the vhost, the user with its password, full permissions on the vhost, and the
-    policy that deletes idle endpoint queues exist."""
+    """Make the vhost, its users with their passwords and rights, and the policy that deletes
+    idle endpoint queues exist.
+
+    The users are the API's and the endpoints' when `rabbitmq.api_user`/`endpoint_users` name
+    them, each with only the rights of its role; otherwise the one user of
+    `manager.message_queue`, with every right on the vhost.
+    """
+    users = broker_users(admin, settings)
     tool = _Management(admin) if admin.management_url else _Rabbitmqctl(admin.rabbitmqctl)
     if reset:
         tool.delete_vhost(settings.virtual_host)
     tool.add_vhost(settings.virtual_host)
-    tool.set_user(settings.username, settings.password)
-    tool.set_permissions(settings.virtual_host, settings.username)
+    for user in users:
+        tool.set_user(user.username, user.password)
+        tool.set_permissions(settings.virtual_host, user.username, user.rights)
+        log.info("RabbitMQ user %s is ready: %s", user.username, _describe(user.rights))
     name, pattern, definition = expiry_policy(settings.exchange, settings.queue_expires)
     tool.set_policy(settings.virtual_host, name, pattern, definition)
-    log.info("RabbitMQ vhost %s and user %s are ready", settings.virtual_host, settings.username)
+    if uses_role_users(admin) and settings.username not in {user.username for user in users}:
+        log.warning(
+            "manager.message_queue.username %s is not one of the role users; it is left as it is "
+            "(delete it with rabbitmqctl delete_user once no host logs in as it)",
+            settings.username,
+        )
+    log.info("RabbitMQ vhost %s is ready", settings.virtual_host)
+
+
+def _describe(rights: Rights) -> str:
+    return "configure %s, write %s, read %s" % (rights.configure, rights.write, rights.read)
 
 
 class _Rabbitmqctl:
     def __init__(self, command: str) -> None:
         self.command = command
 
-    def _run(self, *args: str, ok_if: tuple[str, ...] = ()) -> None:
+    def _run(self, *args: str, ok_if: tuple[str, ...] = (), stdin: str | None = None) -> None:
         try:
-            done = subprocess.run([self.command, *args], capture_output=True, text=True, timeout=120)
+            done = subprocess.run([self.command, *args], input=stdin, capture_output=True, text=True, timeout=120)
         except FileNotFoundError as exc:
             raise SetupError(
                 "%s not found: install RabbitMQ here or set rabbitmq.management_url" % self.command
@@ -63,13 +83,16 @@ class _Rabbitmqctl:
         self._run("add_vhost", vhost, ok_if=("already_exists", "already exists"))
 
     def set_user(self, username: str, password: str) -> None:
-        """Create the user, or set the password of the one that exists."""
-        self._run("add_user", username, password, ok_if=("already_exists", "already exists"))
-        self._run("change_password", username, password)
+        """Create the user, or set the password of the one that exists; the password goes
+        through standard input, which rabbitmqctl reads when the command line has none."""
+        _check_stdin_password(username, password)
+        line = password + "\n"
+        self._run("add_user", username, ok_if=("already_exists", "already exists"), stdin=line)
+        self._run("change_password", username, stdin=line)
 
-    def set_permissions(self, vhost: str, username: str) -> None:
-        """Give the user every permission on the vhost."""
-        self._run("set_permissions", "-p", vhost, username, ".*", ".*", ".*")
+    def set_permissions(self, vhost: str, username: str, rights: Rights) -> None:
+        """Give the user these rights on the vhost (replacing what it had)."""
+        self._run("set_permissions", "-p", vhost, username, rights.configure, rights.write, rights.read)
 
     def set_policy(self, vhost: str, name: str, pattern: str, definition: dict) -> None:
         """Create or replace a policy for the vhost's queues."""
@@ -105,9 +128,9 @@ class _Management:
         """Create the user, or set the password of the one that exists."""
         self._call("PUT", "/api/users/" + _quote(username), {"password": password, "tags": ""})
 
-    def set_permissions(self, vhost: str, username: str) -> None:
-        """Give the user every permission on the vhost."""
-        body = {"configure": ".*", "write": ".*", "read": ".*"}
+    def set_permissions(self, vhost: str, username: str, rights: Rights) -> None:
+        """Give the user these rights on the vhost (replacing what it had)."""
+        body = {"configure": rights.configure, "write": rights.write, "read": rights.read}
         self._call("PUT", "/api/permissions/%s/%s" % (_quote(vhost), _quote(username)), body)
 
     def set_policy(self, vhost: str, name: str, pattern: str, definition: dict) -> None:
@@ -118,3 +141,13 @@ class _Management:
 
 def _quote(name: str) -> str:
     return urllib.parse.quote(name, safe="")
+
+
+def _check_stdin_password(username: str, password: str) -> None:
+    """rabbitmqctl reads one line and trims white space from both its ends: refuse a password it
+    would change rather than create a user whose password is not the configured one."""
+    if not password or password != password.strip() or "\n" in password or "\r" in password:
+        raise SetupError(
+            "the password of RabbitMQ user %s is empty, spans lines, or starts or ends with white space: "
+            "rabbitmqctl cannot take it; change it, or set rabbitmq.management_url" % username
+        )
