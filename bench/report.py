@@ -71,6 +71,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         rows.append(
             (label, _number(f["rate"]) + " req/s", "%.1f" % f["p50_ms"], "%.1f" % f["p99_ms"], "", "", _cpu(f), "")
         )
+    if "large_bodies" in results:
+        f = results["large_bodies"]
+        label = "GET /health during %d POSTs of 1 MiB" % f["posts"]
+        value = "%d/%d created" % (f["created"], f["posts"])
+        target = _target(f["p99_ms"] < 50, "p99<50ms")
+        rows.append((label, value, "%.1f" % f["p50_ms"], "%.1f" % f["p99_ms"], "", "", "", target))
     rows += _workhorse_rows(results)
     rows += _end_to_end_rows(results, pub, ins)
     for size, f in results.get("fanout", {}).items():

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import raw_limits, workhorse
+from bench import large_bodies, raw_limits, workhorse
 from bench.history import fill_history
 from bench.http_client import closed_loop
 from bench.phases import (
@@ -221,6 +221,13 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
             results["history"] = await history_phase(config, port, counter, args, meter)
         if not args.skip_polling:
             results["polling"] = await polling_phase(port, args, meter)
+        progress("/health while %d POSTs of 1 MiB are parsed", large_bodies.POSTS)
+        results["large_bodies"] = await asyncio.to_thread(large_bodies.measure, port, WORKER_ENDPOINTS)
+        progress(
+            "  /health p99 %.1f ms, POSTs took %.1f s",
+            results["large_bodies"]["p99_ms"],
+            results["large_bodies"]["seconds"],
+        )
     finally:
         counter.close()
     if not args.skip_fanout:

@@ -2,6 +2,7 @@
 
 Storage builds them from rows; the API shows them with `view()`; the publisher encodes a
 task's message from them. Times are naive UTC datetimes, shown as `YYYY-MM-DD HH:MM:SS`.
+Payloads are JsonText: kept as the text they were stored as (`payload.value()` parses one).
 """
 
 from __future__ import annotations
@@ -11,8 +12,22 @@ import datetime as dt
 from typing import Any
 
 from tasker.clock import format_time
+from tasker.jsontext import JsonText, as_json_text
 from tasker.lifecycle import count_states, is_settled, seed_status
 from tasker.status import ResponseState, TaskStatus
+
+
+@dataclasses.dataclass(frozen=True)
+class NewTask:
+    """A validated request to create a task; `endpoints` None means every registered endpoint."""
+
+    type: str
+    identifier: str
+    payload: JsonText
+    endpoints: list[str] | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payload", as_json_text(self.payload))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,12 +37,15 @@ class TaskRecord:
     id: int
     identifier: str
     type: str
-    payload: Any
+    payload: JsonText
     endpoints: tuple[str, ...]
     status: TaskStatus
     start_time: dt.datetime
     last_modified_time: dt.datetime
     deadline: dt.datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payload", as_json_text(self.payload))
 
     def view(self) -> dict[str, Any]:
         """The task as the API shows it (the seed's keys first)."""
@@ -60,7 +78,7 @@ class ResponseRecord:
     attempts: int
     errnr: int
     errmsg: str | None
-    payload: Any
+    payload: JsonText | None
     start_time: dt.datetime
     last_modified_time: dt.datetime
     deadline: dt.datetime

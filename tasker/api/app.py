@@ -6,13 +6,17 @@ import tornado.web
 
 from tasker.api.dispatch import Dispatcher
 from tasker.api.handlers import HealthHandler, NotFoundHandler, OpenApiHandler, TaskCollectionHandler, TaskItemHandler
+from tasker.api.loop_watch import LoopWatch
 from tasker.api.openapi import openapi_document
+from tasker.api.parsing import BodyParser
 from tasker.config import Config
 
 
-def make_app(config: Config, dispatcher: Dispatcher) -> tornado.web.Application:
+def make_app(
+    config: Config, dispatcher: Dispatcher, body_parser: BodyParser, loop_watch: LoopWatch
+) -> tornado.web.Application:
     """The API of `config`, reaching storage and broker through `dispatcher`."""
-    routes: list = [(r"/health", HealthHandler, {"dispatcher": dispatcher})]
+    routes: list = [(r"/health", HealthHandler, {"dispatcher": dispatcher, "loop_watch": loop_watch})]
     routes.append((r"/openapi\.json", OpenApiHandler, {"document": openapi_document(config)}))
     for task_type in config.task_types:
         options = {"dispatcher": dispatcher, "task_type": task_type}
@@ -24,6 +28,5 @@ def make_app(config: Config, dispatcher: Dispatcher) -> tornado.web.Application:
         task_types=config.task_types,
         max_body_size=config.api.max_body_size,
         tokens=config.api.tokens,
-        max_endpoints=config.api.max_endpoints,
-        max_payload_depth=config.api.max_payload_depth,
+        body_parser=body_parser,
     )

@@ -10,9 +10,11 @@ from typing import Any
 
 import tornado.web
 
+from tasker import jsontext
 from tasker.api.dispatch import Dispatcher
+from tasker.api.loop_watch import LoopWatch
 from tasker.api.refusal import body_pending, refuse_unread
-from tasker.api.validation import check_identifier, parse_new_task
+from tasker.api.validation import check_identifier
 from tasker.errors import BrokerUnavailable, InvalidTask, StorageUnavailable, TaskConflict, TaskNotFound
 from tasker.records import task_read_view
 
@@ -101,7 +103,7 @@ class JsonHandler(tornado.web.RequestHandler):
     def answer(self, status: int, body: Any) -> None:
         """Finish with `status` and `body` as JSON."""
         self.set_status(status)
-        self.finish(json.dumps(body))
+        self.finish(jsontext.dumps(body))
 
     def fail(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         """Finish with an error body: `{"error": {"status": ..., "message": ...}}`."""
@@ -164,9 +166,7 @@ class TaskCollectionHandler(JsonHandler):
         if self._too_large:
             self.fail(413, "body is over the limit of %d bytes" % self.settings["max_body_size"])
             return
-        new = parse_new_task(
-            self.task_type, bytes(self._body), self.settings["max_endpoints"], self.settings["max_payload_depth"]
-        )
+        new = await self.settings["body_parser"].parse(self.task_type, bytes(self._body))
         created = await self.dispatcher.create(new)
         task = created.task
         if not created.created:
@@ -204,6 +204,10 @@ class HealthHandler(JsonHandler):
 
     requires_token = False
 
+    def initialize(self, dispatcher: Dispatcher, loop_watch: LoopWatch) -> None:
+        super().initialize(dispatcher)
+        self.loop_watch = loop_watch
+
     async def get(self) -> None:
         database = "ok"
         try:
@@ -218,7 +222,7 @@ class HealthHandler(JsonHandler):
         status = 200 if database == "ok" else 503
         body = {"status": "ok" if status == 200 else "degraded"}
         if self.has_valid_token():
-            body.update(database=database, broker=broker)
+            body.update(database=database, broker=broker, loop_lag_ms=round(self.loop_watch.worst() * 1000, 1))
         self.answer(status, body)
 
 

@@ -134,6 +134,10 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "database": {"type": "string"},
                 "broker": {"type": "string"},
+                "loop_lag_ms": {
+                    "type": "number",
+                    "description": "The longest the API's event loop was held in the last minute (with a token).",
+                },
             },
         },
     }

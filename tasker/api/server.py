@@ -12,6 +12,8 @@ import tornado.httpserver
 
 from tasker.api.app import make_app
 from tasker.api.dispatch import Dispatcher
+from tasker.api.loop_watch import LoopWatch
+from tasker.api.parsing import BodyParser
 from tasker.config import Config, TlsConfig
 from tasker.errors import ConfigError
 from tasker.extensions import api_extensions
@@ -34,12 +36,16 @@ async def serve(config: Config, port: int) -> int:
     hooks = Hooks(api_extensions(config))
     tasks = TaskStore(database, max_endpoints=config.api.max_endpoints)
     dispatcher = Dispatcher(config.api, tasks, publisher, executor, hooks)
-    app = make_app(config, dispatcher)
+    body_parser = BodyParser(config.api.parse_processes, config.api.max_endpoints, config.api.max_payload_depth)
+    loop_watch = LoopWatch(config.api.loop_stall_warning)
+    app = make_app(config, dispatcher, body_parser, loop_watch)
     server = tornado.httpserver.HTTPServer(
         app, max_body_size=max(SERVER_BODY_CAP, config.api.max_body_size), ssl_options=tls_context(config.api.tls)
     )
     server.listen(port, address=config.api.address)
     dispatcher.start()
+    body_parser.start()
+    watching = asyncio.ensure_future(loop_watch.run())
     scheme = "https" if config.api.tls.enabled else "http"
     log.info("tasker API (%s) listening on %s://%s:%d", config.mode, scheme, config.api.address, port)
 
@@ -52,7 +58,9 @@ async def serve(config: Config, port: int) -> int:
     log.info("tasker API stopping")
     server.stop()
     await server.close_all_connections()
+    watching.cancel()
     await dispatcher.stop()
+    body_parser.close()
     executor.shutdown(wait=True)
     database.close()
     return 0

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from tasker.config import NAME_PATTERN
 from tasker.errors import InvalidTask
-from tasker.storage.tasks import NewTask
+from tasker.jsontext import JsonText
+from tasker.records import NewTask
 
 NAME_RULE = "1 to 50 characters from A-Z a-z 0-9 . _ : -"
 KNOWN_KEYS = {"identifier", "payload", "endpoints"}
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_AS_LISTS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
 def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000, max_depth: int = 64) -> NewTask:
@@ -24,7 +29,7 @@ def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000, max_d
         raise InvalidTask("body is nested deeper than %d levels" % max_depth) from None
     except ValueError as exc:
         raise InvalidTask("body is not valid JSON: %s" % exc) from exc
-    if _depth(data, max_depth + 1) > max_depth + 1:
+    if _nested_deeper(body, max_depth + 1):
         raise InvalidTask("payload is nested deeper than %d levels" % max_depth)
     if not isinstance(data, dict):
         raise InvalidTask("body must be a JSON object, not %s" % _json_kind(data))
@@ -34,7 +39,7 @@ def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000, max_d
     return NewTask(
         type=task_type,
         identifier=check_identifier(data.get("identifier")),
-        payload=data.get("payload", ""),
+        payload=JsonText.of(data.get("payload", "")),
         endpoints=_endpoints(data["endpoints"], max_endpoints) if "endpoints" in data else None,
     )
 
@@ -52,18 +57,18 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _depth(value: Any, limit: int) -> int:
-    """How deeply lists and objects nest in `value`, counting no further than past `limit`."""
-    deepest, level, pending = 0, 0, [(value, 1)]
-    while pending:
-        value, level = pending.pop()
-        if isinstance(value, (dict, list)):
-            deepest = max(deepest, level)
-            if deepest > limit:
-                break
-            children = value.values() if isinstance(value, dict) else value
-            pending.extend((child, level + 1) for child in children)
-    return deepest
+def _nested_deeper(body: bytes, limit: int) -> bool:
+    """Whether lists and objects nest deeper than `limit` in a valid JSON text.
+
+    Read on the text, not the parsed value: with strings taken out and only brackets kept,
+    each pass that deletes every innermost `[]` takes exactly one level away.
+    """
+    brackets = _STRING.sub(b"", body).translate(_AS_LISTS, delete=_NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
 
 
 def check_identifier(identifier: Any) -> str:

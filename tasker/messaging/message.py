@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from tasker import jsontext
 from tasker.clock import format_time
 from tasker.config import NAME_PATTERN, TASK_TYPE_PATTERN
 from tasker.errors import InvalidTask
@@ -40,7 +41,7 @@ def encode_task(task: TaskRecord, run: int = 1, deadline: dt.datetime | None = N
         "run": run,
         "deadline": format_time(deadline or task.deadline),
     }
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return jsontext.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
 def decode_task(body: bytes) -> TaskMessage:

@@ -19,11 +19,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tasker.jsontext import JsonText
 from tasker.records import ResponseRecord, TaskRecord
 from tasker.status import ResponseState, TaskStatus
 
 # Payloads may be up to the API's body limit (1 MiB by default): TEXT stops at 64 KiB on MySQL.
-JsonText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 # Identifiers, types and endpoint names compare byte for byte: `ABC` and `abc` are two tasks.
 Name = String(50).with_variant(mysql.VARCHAR(50, collation="utf8mb4_bin"), "mysql", "mariadb")
 
@@ -44,7 +45,7 @@ class Task(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     identifier: Mapped[str] = mapped_column(Name)
     type: Mapped[str] = mapped_column(Name)
-    payload: Mapped[str] = mapped_column(JsonText)
+    payload: Mapped[str] = mapped_column(LongText)
     endpoints: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     start_time: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -71,7 +72,7 @@ class TaskResponse(Base):
     status: Mapped[int] = mapped_column(SmallInteger)
     errnr: Mapped[int] = mapped_column(Integer, default=0)
     errmsg: Mapped[str | None] = mapped_column(Text, nullable=True)
-    payload: Mapped[str | None] = mapped_column(JsonText, nullable=True)
+    payload: Mapped[str | None] = mapped_column(LongText, nullable=True)
     # Deliveries of the current run: 0 while queued, 2 once a manager was killed mid-run.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     start_time: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -101,7 +102,7 @@ def task_record(row: Any) -> TaskRecord:
         id=row.id,
         identifier=row.identifier,
         type=row.type,
-        payload=json.loads(row.payload),
+        payload=JsonText(row.payload),
         endpoints=tuple(json.loads(row.endpoints)),
         status=TaskStatus(row.status),
         start_time=row.start_time,
@@ -121,7 +122,7 @@ def response_record(row: Any) -> ResponseRecord:
         attempts=row.attempts,
         errnr=row.errnr,
         errmsg=row.errmsg,
-        payload=json.loads(row.payload) if row.payload is not None else None,
+        payload=JsonText(row.payload) if row.payload is not None else None,
         start_time=row.start_time,
         last_modified_time=row.last_modified_time,
         deadline=row.deadline,

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from tasker.clock import utcnow
 from tasker.errors import DuplicateRow, InvalidTask, StorageError, TaskConflict, TaskerError, TaskNotFound
 from tasker.lifecycle import MISSING_ERRMSG, seed_status
-from tasker.records import TaskRecord
+from tasker.records import NewTask, TaskRecord
 from tasker.status import ErrNr, ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.models import REGISTRATION, RESPONSE, TASK, task_record
@@ -25,16 +25,6 @@ log = logging.getLogger(__name__)
 # How long an API process holds a task it is publishing: above the publisher's confirm timeout,
 # well below any sensible delivery deadline, so the outbox of another API takes over in time.
 CLAIM_SECONDS = 15.0
-
-
-@dataclasses.dataclass(frozen=True)
-class NewTask:
-    """A validated request to create a task; `endpoints` None means every registered endpoint."""
-
-    type: str
-    identifier: str
-    payload: Any
-    endpoints: list[str] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +114,7 @@ class TaskStore:
                 {
                     "identifier": new.identifier,
                     "type": new.type,
-                    "payload": _stored_payload(new.payload),
+                    "payload": new.payload.text,
                     "endpoints": json.dumps(endpoints),
                     "status": TaskStatus.CREATED.value,
                     "start_time": now,
@@ -274,14 +264,10 @@ def _queued_response(task_id: int, endpoint: str, now: dt.datetime, deadline: dt
     }
 
 
-def _stored_payload(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True)
-
-
 def _same_content(row: Any, new: NewTask) -> bool:
     """Whether a POST repeats the stored task: same payload, same endpoints in any order (or none given)."""
     same_endpoints = new.endpoints is None or sorted(new.endpoints) == sorted(json.loads(row.endpoints))
-    return row.payload == _stored_payload(new.payload) and same_endpoints
+    return row.payload == new.payload.text and same_endpoints
 
 
 def _conflict(new: NewTask) -> TaskConflict:

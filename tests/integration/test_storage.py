@@ -147,7 +147,7 @@ def test_an_endpoint_that_missed_the_deadline_is_missing_and_the_task_incomplete
     assert finish(responses, task.id, "e1", 0, None, "late but kept") == "INCOMPLETE"
     task_after, rows = tasks.get("worker", task.identifier)
     assert task_after.status.value == "INCOMPLETE"
-    assert [(r.endpoint, r.state.value, r.payload, r.errnr) for r in rows] == [
+    assert [(r.endpoint, r.state.value, r.payload and r.payload.value(), r.errnr) for r in rows] == [
         ("e1", "succeeded", "late but kept", 0),
         ("e2", "missing", None, 1),
     ]
@@ -173,7 +173,7 @@ def test_runs_received_and_unfinished_past_their_deadline_are_orphans_of_their_e
     assert task.id not in [o.task.id for o in responses.orphans("worker", "e1", later)], "deadline not passed"
     backdate(db, task.id)
     orphans = [o for o in responses.orphans("worker", "e1", later) if o.task.id == task.id]
-    assert [(o.run, o.attempts, o.pgid, o.task.payload) for o in orphans] == [(1, 2, 999_999, {"n": 1})]
+    assert [(o.run, o.attempts, o.pgid, o.task.payload.value()) for o in orphans] == [(1, 2, 999_999, {"n": 1})]
     assert task.id not in [o.task.id for o in responses.orphans("worker", "e1", later - dt.timedelta(seconds=60))]
 
 

@@ -94,7 +94,7 @@ def test_a_task_is_received_run_and_acknowledged_once_its_outcome_is_stored(setu
     setup.wait_state(task, "succeeded")
     status, responses = setup.tasks.get("worker", task.identifier)
     assert status.status.value == "DONE"
-    assert responses[0].payload == {"echo": {"n": 1}} and responses[0].attempts == 1
+    assert responses[0].payload.value() == {"echo": {"n": 1}} and responses[0].attempts == 1
     wait_for(lambda: manager.consumer.acked, 5, 0.01, "the ack")
     assert manager.consumer.unacked() == 0 and len(horse.jobs) == 1
     assert (horse.jobs[0].run, horse.jobs[0].attempts, horse.jobs[0].endpoint) == (1, 1, "e1")
