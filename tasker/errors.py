@@ -53,3 +53,11 @@ class SetupError(TaskerError):
 
 class WorkHorseError(TaskerError):
     """A handler's child process cannot be started, or the work horse is closed."""
+
+
+class StatementTooLarge(StorageError):
+    """The database refused a statement larger than it accepts (MySQL's max_allowed_packet)."""
+
+    def __init__(self, message: str, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit  # the database's limit in bytes, when known

@@ -7,6 +7,8 @@ and the manager call them too. Nothing here touches a database, a broker or a cl
 - A manager's receipt moves the current run to `received` (counting an attempt), the start of
   the handler to `running`, its outcome to a final state.
 - A run still `queued` at its delivery deadline is `missing` and never starts afterwards.
+- A run delivered again after its managers stopped holding it `max_crashes` times is `failed`
+  and never runs again: a run that kills its manager would otherwise do it forever.
 - The task's status follows from its responses: `INCOMPLETE` once one is missing, `DONE` once
   all are final, `CANCELLED` once all are final after a cancel was requested.
 """
@@ -21,6 +23,7 @@ from typing import Iterable
 from tasker.status import ErrNr, ResponseState, ResponseStatus, TaskStatus
 
 MISSING_ERRMSG = "not received before its delivery deadline"
+CRASHED_ERRMSG = "the run's manager stopped %s while holding it (manager.max_crashes)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,23 +44,28 @@ class Receipt(str, enum.Enum):
     STALE = "stale"  # not received before the delivery deadline: never start it
     OTHER_RUN = "other_run"  # a copy of a run that is not the current one: acknowledge unperformed
     UNKNOWN = "unknown"  # no such task or endpoint in the database: set aside
+    CRASHED = "crashed"  # its managers stopped holding it too often: record it failed, never run it
 
 
 @dataclasses.dataclass(frozen=True)
 class ReceiptDecision:
-    """The receipt's verdict, the run's attempts after it, and the state to store (None: no write)."""
+    """The receipt's verdict, the run's attempts after it, the state to store (None: no write),
+    and for a run not to be performed again, why it failed."""
 
     receipt: Receipt
     attempts: int = 0
     state: ResponseState | None = None
+    errmsg: str | None = None
 
 
-def decide_receipt(row: RunRow | None, run: int, now: dt.datetime) -> ReceiptDecision:
+def decide_receipt(row: RunRow | None, run: int, now: dt.datetime, max_crashes: int | None = None) -> ReceiptDecision:
     """Decide what a manager does with a message of run `run` for a response in `row`.
 
     Every delivery that reaches a manager without that manager holding its run already is an
     attempt: a redelivery after a crash, a stop, or a lost connection, or the renewal copy of a
-    manager that died before the copy came back.
+    manager that died before the copy came back. A run received before and still open was let
+    go by every earlier holder without an outcome; after `max_crashes` of those (None: no
+    limit), it is failed instead of performed once more.
     """
     if row is None:
         return ReceiptDecision(Receipt.UNKNOWN)
@@ -69,7 +77,21 @@ def decide_receipt(row: RunRow | None, run: int, now: dt.datetime) -> ReceiptDec
         if now > row.deadline:
             return ReceiptDecision(Receipt.STALE, row.attempts)
         return ReceiptDecision(Receipt.RUN, row.attempts + 1, ResponseState.RECEIVED)
+    if crashed_too_often(row, max_crashes):
+        return ReceiptDecision(Receipt.CRASHED, row.attempts + 1, row.state, crashed_errmsg(row.attempts))
     return ReceiptDecision(Receipt.RUN, row.attempts + 1, row.state)
+
+
+def crashed_too_often(row: RunRow, max_crashes: int | None) -> bool:
+    """Whether a received run's earlier deliveries, each of which ended with its manager gone
+    and no outcome, reached `max_crashes` (None: no limit)."""
+    received = row.state in (ResponseState.RECEIVED, ResponseState.RUNNING)
+    return max_crashes is not None and received and row.attempts >= max_crashes
+
+
+def crashed_errmsg(crashes: int) -> str:
+    """The errmsg of a run failed because its managers stopped `crashes` times holding it."""
+    return CRASHED_ERRMSG % ("once" if crashes == 1 else "%d times" % crashes)
 
 
 def may_start(row: RunRow | None, run: int) -> bool:

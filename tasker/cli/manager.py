@@ -61,6 +61,7 @@ def main() -> int:
         retry_delay=config.manager.db_retry_delay,
         consumer_timeout=settings.consumer_timeout,
         orphan_interval=config.manager.orphan_check_interval,
+        max_crashes=config.manager.max_crashes,
     )
 
     def on_signal(signum, frame) -> None:

@@ -11,7 +11,9 @@ Two threads of its own, and a child process:
 
 A message passes from one thread to the other twice: on arrival, and to be acknowledged after
 its outcome is stored. Runs whose message expired in the queue after they were received (a
-manager killed past the deadline) are brought back from the database.
+manager killed past the deadline) are brought back from the database. A run that comes back
+after its managers stopped holding it `max_crashes` times is recorded failed instead of
+performed: a task that kills its manager must not do so forever.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Manager:
         retry_delay: float = 2.0,
         consumer_timeout: float = 1800.0,
         orphan_interval: float = 30.0,
+        max_crashes: int | None = 3,
     ) -> None:
         self.task_type = task_type
         self.endpoint = endpoint
@@ -65,6 +68,7 @@ class Manager:
         self.retry_delay = retry_delay
         self.renew_after = consumer_timeout * 0.4
         self.orphan_interval = orphan_interval
+        self.max_crashes = max_crashes
         self.consumer = consumer_factory(self._on_delivery)
         self.inbox: Inbox[tuple[TaskMessage, Delivery] | None] = Inbox()
         self.holdings = Holdings()
@@ -72,7 +76,7 @@ class Manager:
         self._stopped = threading.Event()
         self._started_at = utcnow()
         # The steward's own state: nothing else reads it.
-        self.recorder = Recorder(responses, endpoint, retry_delay)
+        self.recorder = Recorder(responses, endpoint, retry_delay, max_crashes)
         self._runnable: collections.deque[Held] = collections.deque()
         self._in_hand: tuple[Held, Job] | None = None
         self._next_tick = 0.0
@@ -178,6 +182,10 @@ class Manager:
             self._runnable.append(held)
             self.hooks.notify("run_received", _job(held, self.endpoint))
             return
+        if decision.receipt is Receipt.CRASHED:
+            held.attempts, held.leftover_pgid = decision.attempts, pgid
+            self._give_up(held, decision.errmsg or "")
+            return
         if decision.receipt is Receipt.UNKNOWN:
             log.error("dead-lettering task %s on %s: %s", message.identifier, self.endpoint, UNKNOWN)
         elif decision.receipt is Receipt.STALE:
@@ -223,6 +231,15 @@ class Manager:
             self.hooks.notify("run_started", prepared, pgid)
             log.debug("task %s started on %s", job.identifier, self.endpoint)
 
+    def _give_up(self, held: Held, errmsg: str) -> None:
+        """Record a run failed without performing it again (what it left running is killed)."""
+        job = _job(held, self.endpoint)
+        log.error(
+            "task %s on %s: %s; recording it as failed, not running it again", job.identifier, self.endpoint, errmsg
+        )
+        self._kill_leftovers(held, job)
+        self._end(held, job, Outcome.failed(errmsg))
+
     def _kill_leftovers(self, held: Held, job: Job) -> None:
         """Kill the process group an earlier delivery of this run was running in, if any is left
         (the handler's own children outlive a manager killed with SIGKILL)."""
@@ -262,7 +279,7 @@ class Manager:
         if now >= self._next_orphan_check and not self._stopping.is_set():
             self._next_orphan_check = now + self.orphan_interval
             args = (self.task_type, self.endpoint, self._started_at)
-            found = self.recorder.store("look for orphans", self.responses.orphans, *args)
+            found = self.recorder.store("look for orphans", self.responses.orphans, *args, max_crashes=self.max_crashes)
             for orphan in found or []:
                 self._bring_back(orphan)
 
@@ -271,13 +288,16 @@ class Manager:
         message = TaskMessage(task.id, task.identifier, task.type, task.endpoints, task.payload.value(), orphan.run)
         if self.holdings.get((task.id, orphan.run)) is not None:
             return
+        held = Held(message, None)
+        held.attempts, held.leftover_pgid = orphan.attempts, orphan.pgid
+        self.holdings.add(held)
+        if orphan.errmsg is not None:
+            self._give_up(held, orphan.errmsg)
+            return
         log.warning(
             "task %s on %s: its message expired after it was received; running it again", task.identifier, self.endpoint
         )
-        held = Held(message, None)
-        held.attempts, held.leftover_pgid = orphan.attempts, orphan.pgid
         held.move(Phase.WAITING)
-        self.holdings.add(held)
         self._runnable.append(held)
 
     def _wait(self) -> None:

@@ -4,15 +4,18 @@ briefly so that several share a transaction, written in batches, with outages wa
 Receipts wait a few milliseconds (the delivery deadline watches them); a run's start waits
 half a second, so a run that ends sooner is recorded by its outcome alone; outcomes wait long
 enough to share a transaction while the next run goes on, or not at all when nothing runs.
+A batch the database refuses for good is split: each outcome is written alone, and one it
+refuses even so (a result over its packet limit) is recorded as a failed run that says why.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Callable
 
-from tasker.errors import StorageError, StorageUnavailable
+from tasker.errors import StatementTooLarge, StorageError, StorageUnavailable
 from tasker.lifecycle import ReceiptDecision
 from tasker.manager.holding import Held
 from tasker.manager.pending import Pending
@@ -32,15 +35,18 @@ Ended = tuple[Held, Job, Outcome]
 class Recorder:
     """The pending writes of one manager's steward thread, and the database calls that make them."""
 
-    def __init__(self, responses: ResponseStore, endpoint: str, retry_delay: float) -> None:
+    def __init__(
+        self, responses: ResponseStore, endpoint: str, retry_delay: float, max_crashes: int | None = None
+    ) -> None:
         self.responses = responses
         self.endpoint = endpoint
         self.retry_delay = retry_delay
+        self.max_crashes = max_crashes
         self.arrived: Pending[Held] = Pending(BATCH, RECEIPT_LINGER)
         self.starts: Pending[Start] = Pending(BATCH, START_LINGER)
         self.ended: Pending[Ended] = Pending(BATCH, OUTCOME_LINGER)
         self._retry_at = 0.0
-        self._refused: str | None = None  # why the database refused the last write for good
+        self._refused: StorageError | None = None  # why the database refused the last write for good
 
     def receipts(self, now: float) -> list[tuple[Held, ReceiptDecision, int | None]] | None:
         """Record the receipts that are due; each held run with what to do with it, or None."""
@@ -48,7 +54,9 @@ class Recorder:
             return None
         batch = self.arrived.batch()
         arrivals = [Arrival(held.message.id, held.message.run, held.message.type) for held in batch]
-        decided = self.store("record receipts", self.responses.record_receipts, arrivals, self.endpoint)
+        decided = self.store(
+            "record receipts", self.responses.record_receipts, arrivals, self.endpoint, self.max_crashes
+        )
         if decided is None:
             return None
         self.arrived.written(len(batch))
@@ -68,25 +76,34 @@ class Recorder:
         starts = self.starts.batch()
         finishes = [_finish(job, outcome) for _, job, outcome in ended]
         recorded = self.store("record outcomes", self.responses.record, starts, finishes, self.endpoint)
-        if recorded is None and ended and self._refused:
-            recorded = self._record_alone(ended)
+        if recorded is None and self._refused is not None:
+            recorded = self._record_alone(starts, ended)
         if recorded is None:
             return None
         self.starts.written(len(starts))
         self.ended.written(len(ended))
         return ended
 
-    def _record_alone(self, ended: list[Ended]) -> dict | None:
-        """The database refused a batch of outcomes for good: store each alone, and one it
-        refuses as a failed run that says why, so nothing a handler returns wedges the manager."""
+    def _record_alone(self, starts: list[Start], ended: list[Ended]) -> dict | None:
+        """The database refused a batch for good: store the starts, then each outcome alone, and
+        one it refuses even so as a failed run that says why, so that nothing a handler returns
+        wedges the manager. None when the database went away meanwhile: the batch waits."""
+        if starts and self.store("record starts", self.responses.record, starts, [], self.endpoint) is None:
+            if self._refused is None:
+                return None
+            log.error(
+                "the database refused the starts of %d runs on %s; not recording them", len(starts), self.endpoint
+            )
         for _, job, outcome in ended:
-            if self.store("record an outcome", self.responses.record, [], [_finish(job, outcome)], self.endpoint):
+            finish = [_finish(job, outcome)]
+            if self.store("record an outcome", self.responses.record, [], finish, self.endpoint) is not None:
                 continue
-            if not self._refused:
-                return None  # the database went away: the whole batch waits
-            log.error("task %s on %s: the database refused its outcome", job.identifier, self.endpoint)
-            failed = _finish(job, Outcome.failed("cannot store the handler's result: %s" % self._refused))
-            if self.store("record a failure", self.responses.record, [], [failed], self.endpoint) is None:
+            if self._refused is None:
+                return None
+            errmsg = _refused_errmsg(self._refused, outcome)
+            log.error("task %s on %s: %s; recording it as failed", job.identifier, self.endpoint, errmsg)
+            failed = [_finish(job, Outcome.failed(errmsg))]
+            if self.store("record a failure", self.responses.record, [], failed, self.endpoint) is None:
                 return None
         self._retry_at = 0.0
         return {}
@@ -98,19 +115,28 @@ class Recorder:
             times.append(0.0)
         return max(min(times), self._retry_at) if times else None
 
-    def store(self, what: str, call: Callable, *args: Any) -> Any:
+    def store(self, what: str, call: Callable, *args: Any, **kwargs: Any) -> Any:
         """Run a storage call; None when the database is unavailable or refused it (then every
         write waits `retry_delay` seconds)."""
         self._refused = None
         try:
-            return call(*args)
+            return call(*args, **kwargs)
         except StorageUnavailable as exc:
             log.error("cannot %s on %s, retrying in %ss: %s", what, self.endpoint, self.retry_delay, exc)
         except StorageError as exc:
             log.error("the database refused to %s on %s: %s", what, self.endpoint, exc)
-            self._refused = str(exc)
+            self._refused = exc
         self._retry_at = time.monotonic() + self.retry_delay
         return None
+
+
+def _refused_errmsg(refusal: StorageError, outcome: Outcome) -> str:
+    """Why a run whose outcome the database refused for good is failed."""
+    if isinstance(refusal, StatementTooLarge):
+        size = len(json.dumps(outcome.payload))
+        limit = "" if refusal.limit is None else " (max_allowed_packet is %d bytes)" % refusal.limit
+        return "result too large for the database: %d bytes%s" % (size, limit)
+    return "cannot store the handler's result: %s" % refusal
 
 
 def _finish(job: Job, outcome: Outcome) -> Finish:

@@ -55,12 +55,14 @@ class Finish:
 
 @dataclasses.dataclass(frozen=True)
 class Orphan:
-    """A run this endpoint received and did not finish whose message cannot come back."""
+    """A run this endpoint received and did not finish whose message cannot come back; with
+    `errmsg` when it is not to be performed again but recorded failed."""
 
     task: TaskRecord
     run: int
     attempts: int
     pgid: int | None
+    errmsg: str | None = None
 
 
 class ResponseStore:
@@ -94,9 +96,12 @@ class ResponseStore:
             return bool(gone.rowcount)
 
     @retry_conflicts
-    def record_receipts(self, arrivals: list[Arrival], endpoint: str) -> list[tuple[ReceiptDecision, int | None]]:
+    def record_receipts(
+        self, arrivals: list[Arrival], endpoint: str, max_crashes: int | None = None
+    ) -> list[tuple[ReceiptDecision, int | None]]:
         """Record the receipt of each arrival in one transaction; say for each what to do next,
-        with the process group its run was last running in (None if it never ran).
+        with the process group its run was last running in (None if it never ran). A run its
+        managers stopped holding `max_crashes` times is decided `CRASHED` (see `decide_receipt`).
 
         The response rows are locked, so a receipt and the API's deadline check see each
         other: a run is received before its deadline, or it is stale (and soon `missing`).
@@ -111,7 +116,7 @@ class ResponseStore:
             decisions, writes = [], {}
             for arrival in arrivals:
                 row = rows.get(arrival.task_id) if types.get(arrival.task_id) == arrival.type else None
-                decision = decide_receipt(row, arrival.run, now)
+                decision = decide_receipt(row, arrival.run, now, max_crashes)
                 decisions.append((decision, pgids.get(arrival.task_id)))
                 if row is not None and decision.attempts != row.attempts:
                     state = decision.state or row.state
@@ -157,7 +162,8 @@ class ResponseStore:
                 RESPONSE.c.task_id == bindparam("b_task_id"),
                 RESPONSE.c.endpoint == endpoint,
                 RESPONSE.c.run == bindparam("b_run"),
-                RESPONSE.c.state == ResponseState.RECEIVED.value,
+                # Running already: a redelivery of a run whose manager died; its new group counts.
+                RESPONSE.c.state.in_([ResponseState.RECEIVED.value, ResponseState.RUNNING.value]),
             )
             .values(state=ResponseState.RUNNING.value, pgid=bindparam("b_pgid"), last_modified_time=now),
             [{"b_task_id": s.task_id, "b_run": s.run, "b_pgid": s.pgid} for s in starts],
@@ -175,14 +181,30 @@ class ResponseStore:
                 pgids[row.task_id] = row.pgid
         return rows, pgids
 
-    def orphans(self, task_type: str, endpoint: str, touched_before: dt.datetime, limit: int = 100) -> list[Orphan]:
+    def orphans(
+        self,
+        task_type: str,
+        endpoint: str,
+        touched_before: dt.datetime,
+        limit: int = 100,
+        max_crashes: int | None = None,
+    ) -> list[Orphan]:
         """Runs of this endpoint received (or running) and not finished, past their delivery
         deadline, last touched before `touched_before`: their message expired in the queue, so
-        only the database can bring them back. Each counts another attempt."""
+        only the database can bring them back. Each counts another attempt, as a delivery
+        does, and one its managers stopped holding `max_crashes` times comes with the errmsg
+        to record it failed with."""
         now = utcnow()
         with self.database.connection() as connection:
             rows = connection.execute(
-                select(TASK, RESPONSE.c.run, RESPONSE.c.attempts, RESPONSE.c.pgid)
+                select(
+                    TASK,
+                    RESPONSE.c.run,
+                    RESPONSE.c.attempts,
+                    RESPONSE.c.pgid,
+                    RESPONSE.c.state.label("run_state"),
+                    RESPONSE.c.deadline.label("run_deadline"),
+                )
                 .join(RESPONSE, RESPONSE.c.task_id == TASK.c.id)
                 .where(
                     RESPONSE.c.state.in_([ResponseState.RECEIVED.value, ResponseState.RUNNING.value]),
@@ -194,7 +216,7 @@ class ResponseStore:
                 .order_by(TASK.c.id)
                 .limit(limit)
             ).all()
-            orphans = [Orphan(task_record(row), row.run, row.attempts + 1, row.pgid) for row in rows]
+            orphans = [_orphan(row, now, max_crashes) for row in rows]
             for orphan in orphans:
                 connection.execute(
                     update(RESPONSE)
@@ -202,6 +224,13 @@ class ResponseStore:
                     .values(attempts=orphan.attempts, state=ResponseState.RECEIVED.value, last_modified_time=now)
                 )
             return orphans
+
+
+def _orphan(row: Any, now: dt.datetime, max_crashes: int | None) -> Orphan:
+    """An orphan's row as the lifecycle sees it: another delivery of its run."""
+    run_row = RunRow(ResponseState(row.run_state), row.run, row.attempts, row.run_deadline)
+    decision = decide_receipt(run_row, row.run, now, max_crashes)
+    return Orphan(task_record(row), row.run, decision.attempts, row.pgid, decision.errmsg)
 
 
 def _outcome_values(outcome: Finish) -> tuple[tuple[str, Any], ...]:

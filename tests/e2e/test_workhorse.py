@@ -34,6 +34,9 @@ def run(api, do, **payload):
         ("os_exit", "handler process exited with status 3"),
         ("sigkill", "handler process was killed: signal 9 (SIGKILL)"),
         ("bailout", "Bailout: no way"),
+        ("interrupt", "KeyboardInterrupt"),
+        ("exit", "SystemExit: 3"),
+        ("unprintable", "Unprintable (its message cannot be shown: str() raised RuntimeError)"),
     ],
 )
 def test_a_handler_that_dies_is_a_failed_run_and_the_manager_goes_on(horse_api, do, errmsg):
@@ -95,3 +98,20 @@ def alive(pid: int) -> bool:
         return False
     status = Path("/proc/%d/status" % pid)
     return not (status.exists() and "zombie" in status.read_text())
+
+
+@pytest.mark.slow
+def test_a_result_over_the_databases_packet_limit_fails_its_run_and_the_manager_goes_on(fresh_cluster, database):
+    with database.connection() as connection:
+        limit = int(connection.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one())
+    fresh_cluster.manager("bigresult-1", "horse", env={"TASKER_TEST_MAX_RESULT": str(2 * limit)})
+    _, api = fresh_cluster.api(19021)
+    identifier = unique("big")
+    task = {"identifier": identifier, "endpoints": ["bigresult-1"], "payload": {"do": "big", "size": limit + 1000}}
+    assert api.post("horse", task).status == 201
+    response = api.wait_state("horse", identifier, "bigresult-1", ("succeeded", "failed"), timeout=60)
+    errmsg = "result too large for the database: %d bytes (max_allowed_packet is %d bytes)" % (limit + 1002, limit)
+    assert (response["state"], response["errnr"], response["errmsg"]) == ("failed", 1, errmsg)
+    after = {"identifier": unique("after"), "endpoints": ["bigresult-1"], "payload": {"do": "return", "payload": 1}}
+    assert api.post("horse", after).status == 201
+    assert api.wait_state("horse", after["identifier"], "bigresult-1", ("succeeded",))["payload"] == 1

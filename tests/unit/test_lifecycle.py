@@ -51,6 +51,35 @@ def test_a_delivery_of_a_run_received_before_is_another_attempt_in_the_same_stat
     assert (decision.receipt, decision.attempts, decision.state) == (Receipt.RUN, 4, S.RECEIVED)
 
 
+@pytest.mark.parametrize("state", [S.RECEIVED, S.RUNNING])
+def test_a_run_delivered_again_after_its_managers_stopped_max_crashes_times_is_failed_not_run(state):
+    decision = decide_receipt(row(state, attempts=3, deadline=EARLIER), 1, NOW, max_crashes=3)
+    assert (decision.receipt, decision.attempts, decision.state) == (Receipt.CRASHED, 4, state)
+    assert decision.errmsg == "the run's manager stopped 3 times while holding it (manager.max_crashes)"
+
+
+def test_a_run_whose_managers_stopped_fewer_than_max_crashes_times_runs_again():
+    decision = decide_receipt(row(S.RUNNING, attempts=2), 1, NOW, max_crashes=3)
+    assert (decision.receipt, decision.attempts, decision.errmsg) == (Receipt.RUN, 3, None)
+
+
+def test_without_max_crashes_a_run_is_delivered_again_however_often_its_managers_stopped():
+    assert decide_receipt(row(S.RUNNING, attempts=1000), 1, NOW).receipt is Receipt.RUN
+
+
+def test_max_crashes_never_fails_a_first_delivery_a_final_run_or_another_run():
+    assert decide_receipt(row(), 1, NOW, max_crashes=0).receipt is Receipt.RUN
+    assert decide_receipt(row(S.SUCCEEDED, attempts=9), 1, NOW, max_crashes=3).receipt is Receipt.FINISHED
+    assert decide_receipt(row(S.RUNNING, run=2, attempts=9), 1, NOW, max_crashes=3).receipt is Receipt.OTHER_RUN
+    assert decide_receipt(row(attempts=0, deadline=EARLIER), 1, NOW, max_crashes=0).receipt is Receipt.STALE
+
+
+def test_max_crashes_zero_fails_any_delivery_of_a_run_received_before():
+    decision = decide_receipt(row(S.RECEIVED, attempts=1), 1, NOW, max_crashes=0)
+    assert (decision.receipt, decision.attempts) == (Receipt.CRASHED, 2)
+    assert decision.errmsg == "the run's manager stopped once while holding it (manager.max_crashes)"
+
+
 @pytest.mark.parametrize("state", [s for s in S if s.final])
 def test_a_copy_of_a_final_run_is_acknowledged_only(state):
     assert decide_receipt(row(state, attempts=1), 1, NOW).receipt is Receipt.FINISHED

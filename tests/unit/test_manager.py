@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
 
 import pytest
 from sqlalchemy import update
 
 from tasker.config import DbConfig
-from tasker.errors import StorageError, StorageUnavailable
+from tasker.errors import StatementTooLarge, StorageError, StorageUnavailable
 from tasker.hooks import Extension, Hooks
 from tasker.manager.manager import Manager
 from tasker.manager.workhorse import Outcome, RunState
 from tasker.messaging.message import encode_task
 from tasker.messaging.stub import StubBroker
+from tasker.status import ResponseState
 from tasker.storage import Arrival, NewTask, ResponseStore, TaskStore, open_database
 from tasker.storage.models import RESPONSE
 from tests.helpers import unique, wait_for
@@ -223,9 +225,9 @@ class FlakyResponses(ResponseStore):
             self.failures[name] -= 1
             raise StorageUnavailable("database unavailable: stub outage")
 
-    def record_receipts(self, arrivals, endpoint):
+    def record_receipts(self, arrivals, endpoint, max_crashes=None):
         self._flaky("record_receipts")
-        return super().record_receipts(arrivals, endpoint)
+        return super().record_receipts(arrivals, endpoint, max_crashes)
 
     def record(self, starts, finishes, endpoint):
         self._flaky("record")
@@ -327,3 +329,102 @@ def test_a_refused_renewal_leaves_the_original_with_its_holder(setup):
     setup.wait_state(task, "succeeded")
     wait_for(lambda: manager.consumer.unacked() == 0 and len(manager.consumer.acked) == 1, 5, 0.01, "its ack")
     assert len(horse.jobs) == 1 and setup.state(task) == ("succeeded", 1)
+
+
+class TooLarge(ResponseStore):
+    """A database that is away until `back` is set, then refuses as too large any statement
+    carrying a result of more than 100 bytes; remembers how many outcomes each write carried."""
+
+    LIMIT = 100
+
+    def __init__(self, db) -> None:
+        super().__init__(db)
+        self.back = threading.Event()
+        self.batches: list[int] = []
+
+    def record(self, starts, finishes, endpoint):
+        if finishes and not self.back.is_set():
+            raise StorageUnavailable("database unavailable: stub outage")
+        self.batches.append(len(finishes))
+        if any(len(json.dumps(finish.payload)) > self.LIMIT for finish in finishes):
+            raise StatementTooLarge("the database refused a statement: over its max_allowed_packet", self.LIMIT)
+        return super().record(starts, finishes, endpoint)
+
+
+def test_a_result_too_large_for_the_database_fails_its_run_and_the_rest_of_its_batch_is_recorded(setup, db):
+    horse = StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, job.payload["answer"]))
+    store = TooLarge(db)
+    manager = setup.manager(horse, responses=store)
+    tasks = [setup.task(payload={"answer": answer}) for answer in ("fine", "x" * 1000, "fine too")]
+    for task in tasks:
+        setup.send(task)
+    wait_for(lambda: len(manager.recorder.ended) == 3, 10, 0.01, "three outcomes waiting for the database")
+    store.back.set()
+    for task, state in zip(tasks, ("succeeded", "failed", "succeeded"), strict=True):
+        setup.wait_state(task, state)
+    assert store.batches[0] == 3, "the three outcomes went to the database as one batch first"
+    _, responses = setup.tasks.get("worker", tasks[1].identifier)
+    assert responses[0].errmsg == "result too large for the database: 1002 bytes (max_allowed_packet is 100 bytes)"
+    assert responses[0].errnr == 1
+    wait_for(lambda: len(manager.consumer.acked) == 3, 5, 0.01, "three acks")
+    assert setup.broker.depth("worker", "e1") == 0 and manager.consumer.unacked() == 0
+
+
+class Deadly(StubHorse):
+    """A run that takes its manager down: collecting its outcome raises, as a fault of tasker's
+    own would (the manager's steward stops, its deliveries go back to the queue)."""
+
+    def collect(self):
+        if super().collect() is not None:
+            raise RuntimeError("the manager dies of this run")
+        return None
+
+
+def test_a_run_that_kills_its_manager_max_crashes_times_is_recorded_failed_and_not_run_again(setup):
+    task = setup.task()
+    setup.send(task)
+    for attempt in (1, 2):
+        deadly = Deadly()
+        setup.manager(deadly, max_crashes=2)
+        thread = setup.running[-1][1]
+        wait_for(lambda thread=thread: not thread.is_alive(), 10, 0.01, "the manager to die of the run")
+        assert setup.state(task) == ("received", attempt) and len(deadly.jobs) == 1
+        assert setup.broker.depth("worker", "e1") == 1, "the message is back in the queue"
+    horse = StubHorse()
+    manager = setup.manager(horse, max_crashes=2)
+    setup.wait_state(task, "failed")
+    status, responses = setup.tasks.get("worker", task.identifier)
+    assert responses[0].errmsg == "the run's manager stopped 2 times while holding it (manager.max_crashes)"
+    assert (responses[0].attempts, responses[0].errnr, status.status.value) == (3, 1, "DONE")
+    wait_for(lambda: manager.consumer.acked, 5, 0.01, "the ack")
+    assert horse.jobs == [] and setup.broker.depth("worker", "e1") == 0 and manager.consumer.unacked() == 0
+    after = setup.task()
+    setup.send(after)
+    setup.wait_state(after, "succeeded")
+    assert not manager.stopping and [job.task_id for job in horse.jobs] == [after.id]
+
+
+def test_a_run_brought_back_from_the_database_after_max_crashes_is_recorded_failed_not_run(setup, db):
+    task = setup.task()
+    for _ in range(2):  # two managers received it and died holding it, past its deadline
+        setup.responses.record_receipts([Arrival(task.id, 1, "worker")], "e1")
+    with db.connection() as connection:
+        past = dt.datetime(2020, 1, 1)
+        connection.execute(update(RESPONSE).values(deadline=past, last_modified_time=past))
+    horse = StubHorse()
+    setup.manager(horse, max_crashes=2)
+    setup.wait_state(task, "failed")
+    _, responses = setup.tasks.get("worker", task.identifier)
+    assert (responses[0].state, responses[0].attempts) == (ResponseState.FAILED, 3) and horse.jobs == []
+    assert responses[0].errmsg == "the run's manager stopped 2 times while holding it (manager.max_crashes)"
+
+
+def test_a_run_redelivered_fewer_than_max_crashes_times_is_performed(setup):
+    task = setup.task()
+    for _ in range(2):
+        setup.responses.record_receipts([Arrival(task.id, 1, "worker")], "e1")
+    setup.send(task)
+    horse = StubHorse()
+    setup.manager(horse, max_crashes=3)
+    setup.wait_state(task, "succeeded")
+    assert setup.state(task) == ("succeeded", 3) and horse.jobs[0].attempts == 3

@@ -5,6 +5,7 @@ The handler module is tests.handlers.horse: each job's payload says what it does
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -112,6 +113,65 @@ def test_a_base_exception_fails_the_run_and_the_child_goes_on(horse, started, do
     assert horse.perform(job(do)) == failed(errmsg)
     assert horse.perform(job("return", payload=1)).payload == 1
     assert started[0] == started[1]
+
+
+RAISERS = """
+class Custom(BaseException):
+    pass
+
+
+class Unshowable(BaseException):
+    def __str__(self):
+        raise KeyboardInterrupt("not even this")
+
+
+class ExitingStr(Exception):
+    def __str__(self):
+        raise SystemExit(4)
+
+
+RAISE = {
+    "generator_exit": GeneratorExit,
+    "custom": lambda: Custom("out of here"),
+    "unshowable": Unshowable,
+    "exiting_str": ExitingStr,
+}
+
+
+def handle_task(task, response):
+    if task.payload == "ok":
+        response.payload = "ok"
+        return response
+    raise RAISE[task.payload]()
+"""
+
+
+@pytest.fixture
+def raisers(tmp_path, monkeypatch, started):
+    """A work horse of a handler module that raises what its task's payload names."""
+    (tmp_path / "tasker_test_raisers.py").write_text(RAISERS)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    horse = WorkHorse("tasker_test_raisers", {}, grace=GRACE, on_start=started.append)
+    yield horse
+    horse.close(kill=True)
+
+
+@pytest.mark.parametrize(
+    "payload, errmsg",
+    [
+        ("generator_exit", "GeneratorExit"),
+        ("custom", "Custom: out of here"),
+        ("unshowable", "Unshowable (its message cannot be shown: str() raised KeyboardInterrupt)"),
+        ("exiting_str", "ExitingStr (its message cannot be shown: str() raised SystemExit)"),
+    ],
+)
+def test_any_base_exception_even_one_whose_str_raises_fails_the_run_and_the_child_goes_on(
+    raisers, started, payload, errmsg
+):
+    raising = Job(7, "t-7", "raisers", payload, ["console1"], "console1", 1, 1)
+    assert raisers.perform(raising) == failed(errmsg)
+    assert raisers.perform(dataclasses.replace(raising, payload="ok")).payload == "ok"
+    assert started[0] == started[1], "the same child served both runs"
 
 
 @pytest.mark.parametrize(
