@@ -3,7 +3,9 @@
 While `in_flight` batches are being stored, new calls wait in line; when one is done,
 everything in line goes in the next batch. With no load a call is stored at once, alone;
 under load the batches grow by themselves, and the database commits once per batch instead
-of once per request.
+of once per request. A batch holds at most `max_size` items and, when items are weighed, at
+most `max_weight` (one item at least): a batch of large tasks stays one statement the
+database accepts.
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ class Batcher(Generic[Item]):
         run_blocking: Callable[..., Awaitable[Any]],
         max_size: int = 200,
         in_flight: int = 2,
+        weigh: Callable[[Item], int] | None = None,
+        max_weight: int = 0,
     ) -> None:
         self.store = store
         self.run_blocking = run_blocking
         self.max_size = max_size
         self.in_flight = in_flight
+        self.weigh = weigh
+        self.max_weight = max_weight
         self._waiting: list[tuple[Item, asyncio.Future]] = []
         self._draining = 0
 
@@ -47,7 +53,8 @@ class Batcher(Generic[Item]):
     async def _drain(self) -> None:
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[: self.max_size], self._waiting[self.max_size :]
+                count = self._next_count()
+                batch, self._waiting = self._waiting[:count], self._waiting[count:]
                 try:
                     results = await self.run_blocking(self.store, [item for item, _ in batch])
                 except Exception as exc:  # the whole batch failed: each caller gets the error
@@ -61,3 +68,15 @@ class Batcher(Generic[Item]):
                         future.set_result(result)
         finally:
             self._draining -= 1
+
+    def _next_count(self) -> int:
+        """How many of the waiting items go in the next batch."""
+        if self.weigh is None:
+            return self.max_size
+        count, weight = 0, 0
+        for item, _ in self._waiting[: self.max_size]:
+            weight += self.weigh(item)
+            if count and weight > self.max_weight:
+                break
+            count += 1
+        return count

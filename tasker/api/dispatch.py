@@ -6,6 +6,7 @@ Storage calls are blocking, so they run in the executor; publishing is asynchron
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from concurrent.futures import Executor
 from typing import Any, Callable, TypeVar
@@ -46,7 +47,12 @@ class Dispatcher:
         self.hooks = hooks or Hooks()
         self._loops: list[asyncio.Task] = []
         timeout = settings.wait_for_endpoints_timeout
-        self._creating = Batcher(lambda news: tasks.create_many(news, timeout), self.storage)
+        self._creating = Batcher(
+            lambda news: tasks.create_many(news, timeout),
+            self.storage,
+            weigh=_row_bytes,
+            max_weight=settings.max_batch_bytes,
+        )
         self._marking = Batcher(tasks.mark_sent, self.storage)
         self._reading = Batcher(tasks.get_many, self.storage)
 
@@ -65,8 +71,9 @@ class Dispatcher:
         """A task and its responses, read together with what concurrent requests ask for."""
         return await self._reading.submit((task_type, identifier))
 
-    async def send(self, task: TaskRecord) -> TaskStatus:
-        """Publish run 1 of a claimed CREATED task and record that it is SENT; return that status.
+    async def send(self, task: TaskRecord, claim_until: dt.datetime) -> TaskStatus:
+        """Publish run 1 of a CREATED task claimed until `claim_until` and record that it is
+        SENT; return that status.
 
         The message expires in the queues at the task's delivery deadline. If the broker is
         unavailable the claim is released and the outbox sends it later.
@@ -75,7 +82,7 @@ class Dispatcher:
         try:
             await self.publisher.publish(task.type, list(task.endpoints), encode_task(task), expiration)
         except BrokerUnavailable:
-            await self.storage(self.tasks.release, [task.id])
+            await self.storage(self.tasks.release, [task.id], claim_until)
             raise
         await self._marking.submit(task.id)
         self.hooks.notify("task_sent", task)
@@ -96,14 +103,25 @@ class Dispatcher:
         await self.publisher.close()
 
     async def drain_outbox(self) -> None:
-        """Send every CREATED task nobody is sending (the broker was down, or an API died)."""
-        claimed = await self.storage(self.tasks.claim_unsent)
-        for number, task in enumerate(claimed):
+        """Send every CREATED task nobody is sending (the broker was down, or an API died).
+
+        A publish is started only while the claim has time left for its confirmation; what is
+        left when the claim runs short is released for the next round, so no task is sent
+        after another API may have taken it over.
+        """
+        claim = await self.storage(self.tasks.claim_unsent)
+        loop = asyncio.get_running_loop()
+        last_start = loop.time() + self.tasks.claim_seconds - self.publisher.confirm_timeout
+        for number, task in enumerate(claim.tasks):
+            if loop.time() > last_start:
+                log.info("%d unsent tasks left for the next round of the outbox", len(claim.tasks) - number)
+                await self.storage(self.tasks.release, [t.id for t in claim.tasks[number:]], claim.until)
+                return
             try:
-                status = await self.send(task)
+                status = await self.send(task, claim.until)
             except BrokerUnavailable as exc:
-                log.warning("%d tasks still unsent: %s", len(claimed) - number, exc)
-                await self.storage(self.tasks.release, [t.id for t in claimed[number + 1 :]])
+                log.warning("%d tasks still unsent: %s", len(claim.tasks) - number, exc)
+                await self.storage(self.tasks.release, [t.id for t in claim.tasks[number + 1 :]], claim.until)
                 return
             log.info("task %s (%s) sent from the outbox: %s", task.identifier, task.type, status.value)
 
@@ -128,3 +146,8 @@ class Dispatcher:
             except Exception:
                 log.exception("%s failed", job.__name__)
             await asyncio.sleep(interval)
+
+
+def _row_bytes(new: NewTask) -> int:
+    """About what a new task adds to the INSERT of its batch, in bytes."""
+    return len(new.payload.text) + 60 * len(new.endpoints or ()) + 200

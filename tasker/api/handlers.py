@@ -15,7 +15,14 @@ from tasker.api.dispatch import Dispatcher
 from tasker.api.loop_watch import LoopWatch
 from tasker.api.refusal import body_pending, refuse_unread
 from tasker.api.validation import check_identifier
-from tasker.errors import BrokerUnavailable, InvalidTask, StorageUnavailable, TaskConflict, TaskNotFound
+from tasker.errors import (
+    BrokerUnavailable,
+    InvalidTask,
+    StatementTooLarge,
+    StorageUnavailable,
+    TaskConflict,
+    TaskNotFound,
+)
 from tasker.records import task_read_view
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,7 @@ Refusal = tuple[int, str, dict[str, str]]
 
 # tasker's errors, as the HTTP status each one answers.
 ERROR_STATUS = {
+    StatementTooLarge: 413,
     InvalidTask: 400,
     TaskNotFound: 404,
     TaskConflict: 409,
@@ -174,7 +182,7 @@ class TaskCollectionHandler(JsonHandler):
             return
         self.set_header("Location", "/%s/%s" % (task.type, task.identifier))
         try:
-            task = task.with_status(await self.dispatcher.send(task))
+            task = task.with_status(await self.dispatcher.send(task, created.claim_until))
         except (BrokerUnavailable, StorageUnavailable) as exc:
             # Stored, and the outbox of every API process sends what is not marked SENT.
             log.warning("task %s (%s) accepted, not confirmed sent: %s", task.identifier, task.type, exc)

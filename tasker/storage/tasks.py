@@ -29,10 +29,21 @@ CLAIM_SECONDS = 15.0
 
 @dataclasses.dataclass(frozen=True)
 class Created:
-    """The stored task and whether this call created it (False: a safe retry)."""
+    """The stored task and whether this call created it (False: a safe retry); a created task
+    is claimed for publishing by the caller until `claim_until`."""
 
     task: TaskRecord
     created: bool
+    claim_until: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """Unsent tasks one caller may publish until `until`; the value also names the claim, so
+    that the caller releases its own claims and never one another API took over since."""
+
+    tasks: list[TaskRecord]
+    until: dt.datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +109,7 @@ class TaskStore:
         registered: dict[str, list[str]] = {}
         now = utcnow()
         deadline = now + dt.timedelta(seconds=timeout)
+        claim_until = now + dt.timedelta(seconds=self.claim_seconds)
         rows = []
         for new in news:
             if new.endpoints is None and new.type not in registered:
@@ -120,7 +132,7 @@ class TaskStore:
                     "start_time": now,
                     "last_modified_time": now,
                     "deadline": deadline,
-                    "claim_until": now + dt.timedelta(seconds=self.claim_seconds),
+                    "claim_until": claim_until,
                 }
             )
         ids = _insert_returning_ids(connection, rows)
@@ -130,7 +142,8 @@ class TaskStore:
             for endpoint in json.loads(row["endpoints"])
         ]
         connection.execute(insert(RESPONSE), responses)
-        return [Created(task_record(_Row(row, id=task_id)), True) for row, task_id in zip(rows, ids, strict=True)]
+        records = [task_record(_Row(row, id=task_id)) for row, task_id in zip(rows, ids, strict=True)]
+        return [Created(record, True, claim_until) for record in records]
 
     def _registered(self, connection: Connection, task_type: str) -> list[str]:
         query = select(REGISTRATION.c.endpoint).where(REGISTRATION.c.type == task_type)
@@ -159,14 +172,20 @@ class TaskStore:
             )
 
     @retry_conflicts
-    def release(self, task_ids: list[int]) -> None:
-        """Give up the claim on tasks that could not be published, so the outbox retries them now."""
+    def release(self, task_ids: list[int], claim_until: dt.datetime) -> None:
+        """Give up our claim (`claim_until`) on tasks not published, so the outbox retries them
+        now; a task whose claim expired and was taken over by another API keeps that claim."""
+        if not task_ids:
+            return
         with self.database.connection() as connection:
-            connection.execute(update(TASK).where(TASK.c.id.in_(task_ids)).values(claim_until=None))
+            connection.execute(
+                update(TASK).where(TASK.c.id.in_(task_ids), TASK.c.claim_until == claim_until).values(claim_until=None)
+            )
 
-    def claim_unsent(self, limit: int = 100) -> list[TaskRecord]:
+    def claim_unsent(self, limit: int = 100) -> Claim:
         """Claim CREATED tasks that nobody is publishing; only one API process wins each."""
         now = utcnow()
+        until = now + dt.timedelta(seconds=self.claim_seconds)
         with self.database.connection() as connection:
             candidates = connection.execute(
                 select(TASK.c.id, TASK.c.claim_until)
@@ -182,11 +201,11 @@ class TaskStore:
                     update(TASK)
                     .where(TASK.c.id == task_id, TASK.c.status == TaskStatus.CREATED.value)
                     .where(_same_claim(claim_until))
-                    .values(claim_until=now + dt.timedelta(seconds=self.claim_seconds))
+                    .values(claim_until=until)
                 ).rowcount
                 if won:
                     claimed.append(task_record(connection.execute(select(TASK).where(TASK.c.id == task_id)).one()))
-        return claimed
+        return Claim(claimed, until)
 
     @retry_conflicts
     def expire_overdue(self, limit: int = 500) -> list[Missed]:

@@ -14,7 +14,7 @@ from tasker.lifecycle import Receipt
 from tasker.status import ResponseState
 from tasker.storage import Arrival, Finish, NewTask, ResponseStore, Start, TaskStore, open_database
 from tasker.storage.models import RESPONSE, TASK
-from tests.helpers import unique
+from tests.helpers import unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -179,15 +179,16 @@ def test_runs_received_and_unfinished_past_their_deadline_are_orphans_of_their_e
 
 def test_only_one_caller_claims_an_unsent_task(db):
     tasks = TaskStore(db, claim_seconds=30)
-    task = tasks.create(new(), 30).task
-    assert task.id not in [t.id for t in tasks.claim_unsent()], "its creator holds the claim"
-    tasks.release([task.id])
+    created = tasks.create(new(), 30)
+    task = created.task
+    assert task.id not in [t.id for t in tasks.claim_unsent().tasks], "its creator holds the claim"
+    tasks.release([task.id], created.claim_until)
     won: list[int] = []
     barrier = threading.Barrier(4)
 
     def claim():
         barrier.wait()
-        won.extend(t.id for t in tasks.claim_unsent() if t.id == task.id)
+        won.extend(t.id for t in tasks.claim_unsent().tasks if t.id == task.id)
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
     for thread in threads:
@@ -195,6 +196,23 @@ def test_only_one_caller_claims_an_unsent_task(db):
     for thread in threads:
         thread.join()
     assert won == [task.id]
+
+
+def test_a_release_gives_up_only_the_callers_own_claim(db):
+    """An API whose claim ran out while it published must not free the task another API took
+    over since: a third one would send it again."""
+    slow, other, third = TaskStore(db, claim_seconds=1), TaskStore(db, claim_seconds=30), TaskStore(db)
+    created = slow.create(new(), 30)
+
+    def taken_over():
+        claim = other.claim_unsent()
+        return claim if created.task.id in [t.id for t in claim.tasks] else None
+
+    claim = wait_for(taken_over, 10, 0.1, "the other API's claim once the first ran out")
+    slow.release([created.task.id], created.claim_until)
+    assert created.task.id not in [t.id for t in third.claim_unsent().tasks], "the other API still holds it"
+    other.release([created.task.id], claim.until)
+    assert created.task.id in [t.id for t in third.claim_unsent().tasks], "released by its holder"
 
 
 def test_a_message_of_one_type_naming_another_types_task_is_unknown(db):

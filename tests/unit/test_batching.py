@@ -48,3 +48,26 @@ def test_a_lone_call_is_stored_at_once_by_itself():
         return await batcher.submit(7)
 
     assert asyncio.run(main()) == 7 and batches == [[7]]
+
+
+def test_weighed_items_are_batched_up_to_the_weight_limit_and_a_heavy_one_goes_alone():
+    batches: list[list[int]] = []
+
+    def store(items: list[int]) -> list[object]:
+        batches.append(list(items))
+        return list(items)
+
+    async def main() -> list[object]:
+        with ThreadPoolExecutor(1) as executor:
+            loop = asyncio.get_running_loop()
+            batcher = Batcher(
+                store,
+                lambda f, *a: loop.run_in_executor(executor, f, *a),
+                in_flight=1,
+                weigh=lambda i: i,
+                max_weight=10,
+            )
+            return await asyncio.gather(*(batcher.submit(i) for i in (1, 4, 4, 4, 30, 2, 9)))
+
+    assert asyncio.run(main()) == [1, 4, 4, 4, 30, 2, 9]
+    assert batches == [[1, 4, 4], [4], [30], [2], [9]], "at most 10 a batch; 30 alone, being over it"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,7 +15,7 @@ from tasker.api.dispatch import Dispatcher
 from tasker.config import ApiConfig, DbConfig
 from tasker.errors import BrokerUnavailable
 from tasker.hooks import Extension, Hooks
-from tasker.messaging.stub import StubBroker
+from tasker.messaging.stub import StubBroker, StubPublisher
 from tasker.storage import NewTask, TaskStore, open_database
 from tasker.storage.models import RESPONSE, TASK
 from tests.helpers import unique
@@ -42,7 +43,7 @@ def world(tmp_path):
     database.upgrade_schema()
     broker, recorder = StubBroker(), Recorder()
     executor = ThreadPoolExecutor(2)
-    tasks = TaskStore(database, claim_seconds=0)
+    tasks = TaskStore(database, claim_seconds=5)
     dispatcher = Dispatcher(ApiConfig(), tasks, broker.publisher(), executor, Hooks([recorder]))
     yield dispatcher, broker, recorder
     executor.shutdown()
@@ -52,7 +53,7 @@ def world(tmp_path):
 def post(dispatcher, endpoints=("e1", "e2")):
     async def create_and_send():
         created = await dispatcher.create(NewTask("worker", unique(), {"n": 1}, list(endpoints)))
-        return created.task, await dispatcher.send(created.task)
+        return created.task, await dispatcher.send(created.task, created.claim_until)
 
     return asyncio.run(create_and_send())
 
@@ -110,3 +111,42 @@ def test_a_failing_extension_never_stops_a_task(world):
     dispatcher.hooks.extensions.insert(0, Broken())
     _, status = post(dispatcher)
     assert status.value == "SENT" and len(broker.published) == 1
+
+
+class SlowPublisher(StubPublisher):
+    """A broker that takes `seconds` to confirm each publish."""
+
+    def __init__(self, broker: StubBroker, seconds: float, confirm_timeout: float) -> None:
+        super().__init__(broker)
+        self.seconds = seconds
+        self.confirm_timeout = confirm_timeout
+        self.started: list[float] = []
+
+    async def publish(self, *args, **kwargs) -> None:
+        self.started.append(time.monotonic())
+        await asyncio.sleep(self.seconds)
+        await super().publish(*args, **kwargs)
+
+
+def test_the_outbox_publishes_only_while_its_claim_outlasts_a_confirmation(tmp_path):
+    """With a 2 s claim and up to 1 s per confirmation, no publish starts after 1 s: a task
+    published later could be claimed and sent by another API meanwhile. The rest is released."""
+    database = open_database(DbConfig(uri="sqlite:///%s" % (tmp_path / "tasker.db")))
+    database.upgrade_schema()
+    broker = StubBroker()
+    publisher = SlowPublisher(broker, seconds=0.3, confirm_timeout=1.0)
+    tasks = TaskStore(database, claim_seconds=2)
+    with ThreadPoolExecutor(2) as executor:
+        dispatcher = Dispatcher(ApiConfig(), tasks, publisher, executor)
+        for _ in range(10):
+            created = tasks.create(NewTask("worker", unique(), {"n": 1}, ["e1"]), 30)
+            tasks.release([created.task.id], created.claim_until)
+        started = time.monotonic()
+        asyncio.run(dispatcher.drain_outbox())
+    assert 2 <= len(publisher.started) <= 4
+    assert all(moment - started <= 1.0 + 0.05 for moment in publisher.started), "none started past the claim's margin"
+    with database.connection() as connection:
+        rows = connection.execute(select(TASK.c.status, TASK.c.claim_until)).all()
+    unsent = [claim for status, claim in rows if status == "CREATED"]
+    assert len(unsent) == 10 - len(publisher.started) and unsent == [None] * len(unsent), "released for the next round"
+    database.close()
