@@ -7,8 +7,10 @@ and the manager call them too. Nothing here touches a database, a broker or a cl
 - A manager's receipt moves the current run to `received` (counting an attempt), the start of
   the handler to `running`, its outcome to a final state.
 - A run still `queued` at its delivery deadline is `missing` and never starts afterwards.
-- A run delivered again after its managers stopped holding it `max_crashes` times is `failed`
-  and never runs again: a run that kills its manager would otherwise do it forever.
+- A run delivered again after its manager stopped while running it `max_crashes` times is
+  `failed` and never runs again: a run that kills its manager would otherwise do it forever.
+  A run delivered again that had not started is `received` again: a manager stopped with a
+  backlog (a deploy, a restart) counts against none of the runs it had not started.
 - The task's status follows from its responses: `INCOMPLETE` once one is missing, `DONE` once
   all are final, `CANCELLED` once all are final after a cancel was requested.
 """
@@ -79,14 +81,13 @@ def decide_receipt(row: RunRow | None, run: int, now: dt.datetime, max_crashes: 
         return ReceiptDecision(Receipt.RUN, row.attempts + 1, ResponseState.RECEIVED)
     if crashed_too_often(row, max_crashes):
         return ReceiptDecision(Receipt.CRASHED, row.attempts + 1, row.state, crashed_errmsg(row.attempts))
-    return ReceiptDecision(Receipt.RUN, row.attempts + 1, row.state)
+    return ReceiptDecision(Receipt.RUN, row.attempts + 1, ResponseState.RECEIVED)
 
 
 def crashed_too_often(row: RunRow, max_crashes: int | None) -> bool:
-    """Whether a received run's earlier deliveries, each of which ended with its manager gone
-    and no outcome, reached `max_crashes` (None: no limit)."""
-    received = row.state in (ResponseState.RECEIVED, ResponseState.RUNNING)
-    return max_crashes is not None and received and row.attempts >= max_crashes
+    """Whether a run its last manager was running when it went away has been delivered
+    `max_crashes` times (None: no limit) without an outcome."""
+    return max_crashes is not None and row.state is ResponseState.RUNNING and row.attempts >= max_crashes
 
 
 def crashed_errmsg(crashes: int) -> str:

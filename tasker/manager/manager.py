@@ -227,7 +227,9 @@ class Manager:
                 continue
             held.move(Phase.RUNNING)
             self._in_hand = (held, prepared)
-            self.recorder.starts.add(Start(job.task_id, job.run, pgid))
+            # A run delivered again is recorded running at once: should it take this manager
+            # down as well, its next delivery knows it was running (manager.max_crashes).
+            self.recorder.starts.add(Start(job.task_id, job.run, pgid), at_once=held.attempts > 1)
             self.hooks.notify("run_started", prepared, pgid)
             log.debug("task %s started on %s", job.identifier, self.endpoint)
 

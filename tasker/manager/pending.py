@@ -17,6 +17,7 @@ class Pending(Generic[Item]):
         self.linger = linger
         self._items: list[Item] = []
         self._since = 0.0
+        self._urgent = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -24,17 +25,18 @@ class Pending(Generic[Item]):
     def __bool__(self) -> bool:
         return bool(self._items)
 
-    def add(self, item: Item) -> None:
-        """Hold an item back."""
+    def add(self, item: Item, at_once: bool = False) -> None:
+        """Hold an item back; `at_once`: the items are due now, this one with them."""
         if not self._items:
             self._since = time.monotonic()
         self._items.append(item)
+        self._urgent |= at_once
 
     def due_at(self) -> float | None:
         """When the items are due (`time.monotonic()`), or None when there are none."""
         if not self._items:
             return None
-        return 0.0 if len(self._items) >= self.size else self._since + self.linger
+        return 0.0 if self._urgent or len(self._items) >= self.size else self._since + self.linger
 
     def due(self, now: float) -> bool:
         """Whether the items should be written now."""
@@ -49,6 +51,7 @@ class Pending(Generic[Item]):
         """The first `count` items are written."""
         del self._items[:count]
         self._since = time.monotonic()
+        self._urgent = False
 
     def drop(self, unwanted: Callable[[Item], bool]) -> None:
         """Forget the items that need no writing any more."""
