@@ -1,5 +1,6 @@
 """`bin/initialize --mode M -d -r [--reset]`: create the database tables and the RabbitMQ vhost;
-`bin/initialize --mode M --deregister TYPE ENDPOINT`: forget an endpoint and delete its queue."""
+`bin/initialize --mode M --deregister TYPE ENDPOINT`: forget an endpoint and delete its queue
+and its exchange."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 
 from tasker.cli.common import add_mode_option, run, setup_logging
 from tasker.config import Config, load_config
-from tasker.messaging.admin import setup_vhost
+from tasker.messaging.admin import delete_endpoint_exchange, setup_vhost
 from tasker.messaging.publisher import Publisher
 from tasker.messaging.rights import endpoint_logins, uses_role_users
 from tasker.storage import ResponseStore, open_database
@@ -33,7 +34,7 @@ def main() -> int:
         "--deregister",
         nargs=2,
         metavar=("TYPE", "ENDPOINT"),
-        help="forget that ENDPOINT serves TYPE and delete its queue with what it holds",
+        help="forget that ENDPOINT serves TYPE and delete its queue with what it holds, and its exchange",
     )
     args = parser.parse_args()
     if not (args.database or args.rabbitmq or args.deregister):
@@ -60,15 +61,17 @@ def main() -> int:
 
 def deregister(config: Config, task_type: str, endpoint: str) -> None:
     """Forget that `endpoint` serves `task_type` (tasks without endpoints no longer go to it) and
-    delete its queue: nothing is kept for an endpoint that is gone."""
+    delete its queue and the exchange its manager copied messages through: nothing is kept for
+    an endpoint that is gone."""
     database = open_database(config.manager.db)
     try:
         known = ResponseStore(database).deregister(task_type, endpoint)
     finally:
         database.close()
     asyncio.run(_delete_queue(config, task_type, endpoint))
+    delete_endpoint_exchange(config.manager.message_queue, task_type, endpoint)
     log.info(
-        "endpoint %s of %s deregistered%s; its queue is deleted",
+        "endpoint %s of %s deregistered%s; its queue and exchange are deleted",
         endpoint,
         task_type,
         "" if known else " (it was not registered)",

@@ -18,7 +18,14 @@ from pika.exchange_type import ExchangeType
 
 from tasker.config import MessageQueueConfig
 from tasker.messaging.parameters import connection_parameters
-from tasker.messaging.topology import REASON_HEADER, dead_letter_name, queue_arguments, queue_name, tasks_exchange
+from tasker.messaging.topology import (
+    REASON_HEADER,
+    dead_letter_name,
+    endpoint_exchange,
+    queue_arguments,
+    queue_name,
+    tasks_exchange,
+)
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
@@ -57,6 +64,10 @@ class Consumer:
         self.settings = settings
         self.exchange = tasks_exchange(settings.exchange)
         self.queue = queue_name(settings.exchange, task_type, endpoint)
+        # Renewal and set-aside copies go through an exchange of this endpoint's own, so the
+        # endpoint's broker user needs no right to publish into other queues.
+        self.copies = endpoint_exchange(settings.exchange, task_type, endpoint)
+        self.dead_letter = dead_letter_name(settings.exchange)
         self._on_delivery = on_delivery
         self._parameters = connection_parameters(settings)
         self._broker = 0
@@ -189,8 +200,19 @@ class Consumer:
         self._channel = channel
         self._copying, self._publish_tag = {}, 1
         channel.add_on_close_callback(self._on_channel_closed)
-        dead = dead_letter_name(self.settings.exchange)
         steps = [
+            *self._declarations(channel),
+            lambda cb: channel.basic_qos(prefetch_count=self.settings.prefetch, callback=cb),
+            lambda cb: channel.confirm_delivery(self._on_confirm, callback=cb),
+        ]
+        self._chain(steps, self._start_consuming)
+
+    def _declarations(self, channel) -> list:
+        """What this consumer declares, all idempotent (a manager of an older version may have
+        made part of it): the shared exchanges, the dead-letter queue, its own queue, and the
+        exchange its copies go through, bound to its queue and to the dead-letter queue."""
+        dead = self.dead_letter
+        return [
             lambda cb: channel.exchange_declare(dead, ExchangeType.fanout, durable=True, callback=cb),
             lambda cb: channel.queue_declare(dead, durable=True, callback=cb),
             # Expired messages reach the queues' dead-letter exchange: they are dropped there.
@@ -203,10 +225,10 @@ class Consumer:
                 callback=cb,
             ),
             lambda cb: channel.queue_bind(self.queue, self.exchange, routing_key=self.queue, callback=cb),
-            lambda cb: channel.basic_qos(prefetch_count=self.settings.prefetch, callback=cb),
-            lambda cb: channel.confirm_delivery(self._on_confirm, callback=cb),
+            lambda cb: channel.exchange_declare(self.copies, ExchangeType.direct, durable=True, callback=cb),
+            lambda cb: channel.queue_bind(self.queue, self.copies, routing_key=self.queue, callback=cb),
+            lambda cb: channel.queue_bind(dead, self.copies, routing_key=dead, callback=cb),
         ]
-        self._chain(steps, self._start_consuming)
 
     def _chain(self, steps: list, then: Callable[[], None]) -> None:
         if not steps:
@@ -238,14 +260,15 @@ class Consumer:
     def _set_aside(self, delivery: Delivery, reason: str) -> None:
         headers = {REASON_HEADER: reason[:1000], "x-tasker-queue": self.queue}
         properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, headers=headers)
-        self._copy_then_ack(delivery, dead_letter_name(self.settings.exchange), properties, renewal=False)
+        self._copy_then_ack(delivery, self.dead_letter, properties, renewal=False)
 
     def _copy_then_ack(self, delivery: Delivery, queue: str, properties: pika.BasicProperties, renewal: bool) -> None:
-        """Publish a copy of a delivery to `queue`; acknowledge the original once it is confirmed."""
+        """Publish a copy of a delivery to `queue` through the endpoint's exchange; acknowledge
+        the original once it is confirmed."""
         channel = self._channel_of(delivery)
         if channel is None:
             return  # that delivery went back to the queue with its channel
-        channel.basic_publish("", queue, delivery.body, properties)
+        channel.basic_publish(self.copies, queue, delivery.body, properties)
         self._copying[self._publish_tag] = (delivery, renewal)
         self._publish_tag += 1
 

@@ -12,24 +12,32 @@ The API (`publisher.py`):
   cannot create endpoint queues (their managers and `initialize -r` do).
 - `queue.bind P.<type>.<endpoint> P.tasks`: write on the queue, read `P.tasks`.
 - `basic.publish P.tasks` (mandatory, with CC): write `P.tasks`.
-- `queue.delete` (`initialize --deregister`): configure on the queue.
+- `queue.delete` and `exchange.delete P.<type>.<endpoint>` (`initialize --deregister`):
+  configure on that name. Its rights on endpoint names cover the endpoints' exchanges too:
+  publishing to one reaches that endpoint's queue, as `P.tasks` does, and `P.dead-letter`.
 
 The manager of endpoint `E` (`consumer.py`):
 - `exchange.declare` and `queue.declare P.dead-letter`: configure `P.dead-letter`;
   `queue.unbind P.dead-letter P.dead-letter`: write and read `P.dead-letter`.
 - `exchange.declare P.tasks`: configure `P.tasks` (not write: it cannot publish a task).
+  `initialize -r` also declares it as each endpoint's user, with that endpoint's queues.
 - `queue.declare P.<type>.E` with its dead-letter exchange: configure and read on the queue,
   write `P.dead-letter`; `queue.bind P.<type>.E P.tasks`: write on the queue, read `P.tasks`.
 - `basic.consume P.<type>.E`: read on the queue.
-- renewal copies (to `P.<type>.E`) and set-aside copies (to the queue `P.dead-letter`) are
-  published to the default exchange: write `amq.default`. RabbitMQ checks no routing key on
-  that exchange, so this right reaches every queue of the vhost.
+- `exchange.declare P.<type>.E` (direct; exchanges and queues have names of their own, and
+  this one is named as the queue): configure on that name. `queue.bind P.<type>.E P.<type>.E`
+  and `queue.bind P.dead-letter P.<type>.E`: write on those queues, read on that name.
+- renewal copies (routing key `P.<type>.E`) and set-aside copies (routing key `P.dead-letter`)
+  are published to the exchange `P.<type>.E`: write on that name. Not the default exchange:
+  RabbitMQ checks no routing key there, so a write right on `amq.default` would reach every
+  queue of the vhost.
 
 What the manager's rights allow beyond that: binding its own queue to `P.tasks` with another
-endpoint's routing key (copies of that endpoint's tasks, never the originals), reading the
-set-aside messages in `P.dead-letter`, and deleting `P.tasks` or `P.dead-letter` (configure
-covers delete). Both exchanges are direct or fanout: topic permissions, which only topic
-exchanges check, add nothing.
+endpoint's routing key (copies of that endpoint's tasks, never the originals), reading and
+adding to the set-aside messages in `P.dead-letter`, and deleting `P.tasks` or `P.dead-letter`
+(configure covers delete). It can put a message into no other endpoint's queue: binding one
+to its exchange takes write on that queue. Every exchange is direct or fanout: topic
+permissions, which only topic exchanges check, add nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +49,6 @@ from tasker.config import NAME_PATTERN, MessageQueueConfig, RabbitmqConfig
 from tasker.errors import ConfigError
 from tasker.messaging.topology import dead_letter_name, tasks_exchange
 
-DEFAULT_EXCHANGE = "amq.default"
 # What a task type and an endpoint name may be (the config loader's patterns, unanchored): a
 # type has no dot, so `P\.<type>\.E` matches the queues of endpoint E and no other.
 TASK_TYPE = "[a-z][a-z0-9_]*"
@@ -94,13 +101,14 @@ def api_rights(prefix: str) -> Rights:
 
 
 def endpoint_rights(prefix: str, endpoints: Iterable[str]) -> Rights:
-    """Declare, bind and consume the queues of these endpoints, set messages aside; publish no task."""
+    """Declare, bind and consume the queues of these endpoints and their exchanges, copy messages
+    through those exchanges (renewals, set-aside messages); publish no task, write no other queue."""
     tasks = escape(tasks_exchange(prefix))
     dead = escape(dead_letter_name(prefix))
     own = endpoint_queues(prefix, endpoints)
     return Rights(
         configure=_one_of(tasks, dead, own),
-        write=_one_of(escape(DEFAULT_EXCHANGE), dead, own),
+        write=_one_of(dead, own),
         read=_one_of(tasks, dead, own),
     )
 

@@ -3,8 +3,10 @@ the manager, the dispatcher and the publisher's bookkeeping without RabbitMQ.
 
 It keeps what the real topology promises: a message reaches only the queues of the endpoints
 it names, expires there at its `expiration`, and is redelivered (`redelivered` set) when the
-connection it was delivered on is lost before it was acknowledged; rejected messages go to
-`dead_letters`. `down` makes publishing fail as an unreachable broker does.
+connection it was delivered on is lost before it was acknowledged. A consumer's copies land
+where the endpoint's exchange routes them on the real broker: a renewal copy at the end of its
+own queue, a rejected message in `dead_letters`. `down` makes publishing fail as an
+unreachable broker does.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class StubBroker:
 
 class StubPublisher:
     """Publishes into a StubBroker; fails with BrokerUnavailable while the broker is `down`."""
+
+    confirm_timeout = 0.0  # the stub confirms at once
 
     def __init__(self, broker: StubBroker) -> None:
         self.broker = broker

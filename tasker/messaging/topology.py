@@ -5,10 +5,14 @@
   published once, routed to its first endpoint's queue with the others in the `CC` header
   (RabbitMQ's sender-selected distribution): a queue gets only the tasks that name its endpoint.
 - Messages not yet received expire at their run's delivery deadline (per-message expiration).
-- A message a manager cannot handle is set aside: copied to the queue `<prefix>.dead-letter`
-  with the reason in its `x-tasker-reason` header, then acknowledged. The endpoint queues'
-  dead-letter exchange, `<prefix>.dead-letter` (fanout), has no binding: what expires in a
-  queue is dropped, not kept.
+- A manager publishes its copies through an exchange of its endpoint's own, the durable direct
+  exchange `<prefix>.<type>.<endpoint>` (named as its queue: exchanges and queues have names
+  of their own). It is bound to that queue (routing key: the queue's name), where renewal
+  copies of a held delivery go, and to the queue `<prefix>.dead-letter` (routing key: that
+  name), where a message the manager cannot handle is set aside with the reason in its
+  `x-tasker-reason` header. No right to publish into any other queue is needed.
+- The endpoint queues' dead-letter exchange, `<prefix>.dead-letter` (fanout), has no binding:
+  what expires in a queue is dropped, not kept.
 - The policy `<prefix>-queue-expiry` deletes endpoint queues no consumer used for a while.
 """
 
@@ -27,6 +31,11 @@ def tasks_exchange(prefix: str) -> str:
 def queue_name(prefix: str, task_type: str, endpoint: str) -> str:
     """The queue of one endpoint for one task type (also its routing key)."""
     return "%s.%s.%s" % (prefix, task_type, endpoint)
+
+
+def endpoint_exchange(prefix: str, task_type: str, endpoint: str) -> str:
+    """The exchange an endpoint's manager publishes its renewal and set-aside copies to."""
+    return queue_name(prefix, task_type, endpoint)
 
 
 def dead_letter_name(prefix: str) -> str:

@@ -1,7 +1,8 @@
-"""Broker users per role on the real RabbitMQ: an endpoint's user consumes its own queues only and
-publishes no task; the API's user publishes tasks and reads no queue; an API and managers logged
-in as them complete tasks. The module works in a vhost of its own and deletes it, and its users,
-at the end."""
+"""Broker users per role on the real RabbitMQ: an endpoint's user consumes its own queues only,
+publishes no task and puts nothing into another endpoint's queue; the API's user publishes tasks
+and reads no queue; an API and managers logged in as them complete tasks, renew long ones and set
+bad messages aside. The module works in a vhost of its own and deletes it, and its users, at the
+end."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ import pika
 import pytest
 
 from tasker.messaging.rights import api_rights, endpoint_rights
-from tasker.messaging.topology import dead_letter_name, queue_arguments, queue_name, tasks_exchange
+from tasker.messaging.topology import (
+    REASON_HEADER,
+    dead_letter_name,
+    endpoint_exchange,
+    queue_arguments,
+    queue_name,
+    tasks_exchange,
+)
 from tests.helpers import BIN, ROOT, process_env, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -148,13 +156,21 @@ def test_an_endpoint_user_cannot_publish_a_task(role_users):
     assert_refused("CONSOLE1", lambda channel: publish(channel, TASKS, queue("sleeper", "console1"), b"{}"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="managers publish renewal and set-aside copies through the default exchange, and the write "
-    "right on amq.default reaches every queue of the vhost",
-)
 def test_an_endpoint_user_cannot_put_a_message_into_another_endpoints_queue(role_users):
-    assert_refused("CONSOLE1", lambda channel: publish(channel, "", queue("sleeper", "console2"), b"forged"))
+    other = queue("sleeper", "console2")
+    others_exchange = endpoint_exchange(PREFIX, "sleeper", "console2")
+    own_exchange = endpoint_exchange(PREFIX, "sleeper", "console1")
+    with channel_as("guest") as channel:  # console2's exchange as its manager declares it
+        channel.exchange_declare(others_exchange, "direct", durable=True)
+        channel.queue_bind(other, others_exchange, routing_key=other)
+    with channel_as("CONSOLE1") as channel:  # its own, as console1's manager declares it
+        channel.exchange_declare(own_exchange, "direct", durable=True)
+    before = depth(other)
+    assert_refused("CONSOLE1", lambda channel: publish(channel, "", other, b"forged"))
+    assert_refused("CONSOLE1", lambda channel: publish(channel, "amq.direct", other, b"forged"))
+    assert_refused("CONSOLE1", lambda channel: publish(channel, others_exchange, other, b"forged"))
+    assert_refused("CONSOLE1", lambda channel: channel.queue_bind(other, own_exchange, routing_key=other))
+    assert depth(other) == before
 
 
 def test_the_api_user_publishes_but_can_neither_consume_nor_create_an_endpoint_queue(role_users):
@@ -181,11 +197,62 @@ def test_an_api_and_managers_logged_in_as_their_own_users_complete_a_task(role_u
 
 def test_a_manager_logged_in_as_its_endpoint_sets_a_bad_message_aside(role_users, fresh_cluster):
     fresh_cluster.manager("console1", env=role_env("CONSOLE1"))
-    dead = dead_letter_name(PREFIX)
+    dead, own = dead_letter_name(PREFIX), queue("worker", "console1")
     before = depth(dead)
     with channel_as("API") as channel:
-        publish(channel, TASKS, queue("worker", "console1"), b"not json")
+        publish(channel, TASKS, own, b"not json")
     wait_for(lambda: depth(dead) == before + 1, 20, 0.1, "the bad message to be set aside")
+    with channel_as("guest") as channel:
+        got = [channel.basic_get(dead, auto_ack=True) for _ in range(before + 1)]
+    [(method, properties)] = [(method, properties) for method, properties, body in got if body == b"not json"]
+    assert (method.exchange, method.routing_key) == (endpoint_exchange(PREFIX, "worker", "console1"), dead)
+    assert properties.headers["x-tasker-queue"] == own and properties.headers[REASON_HEADER]
+
+
+def test_a_manager_logged_in_as_its_endpoint_renews_a_long_task_through_its_own_exchange(role_users, fresh_cluster):
+    own, own_exchange = queue("sleeper", "console1"), endpoint_exchange(PREFIX, "sleeper", "console1")
+    env = dict(role_env("CONSOLE1"), TASKER_TEST_CONSUMER_TIMEOUT="2")  # renewed every 0.8 s
+    manager = fresh_cluster.manager("console1", "sleeper", env=env)
+    _, api = fresh_cluster.api(19040, env=role_env("API"))
+    identifier = unique("renewed")
+    with channel_as("guest") as spy:  # sees the copies the manager sends through its exchange
+        seen = spy.queue_declare("", exclusive=True).method.queue
+        spy.queue_bind(seen, own_exchange, routing_key=own)
+        created = api.post("sleeper", {"identifier": identifier, "endpoints": ["console1"], "payload": {"seconds": 4}})
+        assert created.status == 201
+        # A second renewal renews the first copy: that one came back through the manager's queue.
+        wait_for(lambda: spy.queue_declare(seen, passive=True).method.message_count >= 2, 20, 0.1, "two renewals")
+        for _ in range(2):
+            method, properties, body = spy.basic_get(seen, auto_ack=True)
+            assert (method.exchange, method.routing_key) == (own_exchange, own)
+            assert properties.headers == {"x-tasker-renewal": 1} and properties.expiration is None
+            assert json.loads(body)["identifier"] == identifier
+    (response,) = api.wait_status("sleeper", identifier, ("DONE",), timeout=30)["taskResponseList"]
+    assert (response["state"], response["attempts"]) == ("succeeded", 1)
+    assert manager.stop() == 0
+    assert depth(own) == 0, "the last copy was acknowledged: nothing comes back to run it again"
+
+
+def test_deregistering_as_the_api_user_deletes_the_queue_and_the_exchange_of_the_endpoint(role_users, fresh_cluster):
+    name = queue("failing", "console2")
+    fresh_cluster.manager("console2", "failing", env=role_env("CONSOLE2")).stop()
+    with channel_as("guest") as channel:
+        channel.exchange_declare(name, passive=True)  # its manager made it
+    done = subprocess.run(
+        [str(BIN / "initialize"), "--mode", "test", "--deregister", "failing", "console2"],
+        cwd=ROOT,
+        env=process_env(**role_env("API")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with channel_as("guest") as channel:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+            channel.exchange_declare(name, passive=True)
+    with channel_as("guest") as channel:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+            channel.queue_declare(name, passive=True)
 
 
 def test_a_task_for_an_endpoint_whose_queue_is_gone_is_sent_once_its_manager_declares_it(role_users, fresh_cluster):

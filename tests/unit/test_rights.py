@@ -21,6 +21,7 @@ from tasker.messaging.rights import (
     endpoint_rights,
     escape,
 )
+from tasker.messaging.topology import endpoint_exchange
 
 PREFIX = "tasker"
 
@@ -73,7 +74,15 @@ def test_an_endpoint_consumes_its_own_queues_only_and_publishes_no_task():
         assert not any(granted(pattern, name) for pattern in (rights.configure, rights.write, rights.read)), name
     assert not granted(rights.write, "tasker.tasks")
     assert granted(rights.configure, "tasker.tasks") and granted(rights.read, "tasker.tasks")
-    assert granted(rights.write, "tasker.dead-letter") and granted(rights.write, "amq.default")
+    assert granted(rights.write, "tasker.dead-letter")
+
+
+def test_an_endpoint_copies_through_its_own_exchange_and_cannot_write_the_default_one():
+    rights = endpoint_rights(PREFIX, ["console1"])
+    own = endpoint_exchange(PREFIX, "worker", "console1")
+    assert all(granted(pattern, own) for pattern in (rights.configure, rights.write, rights.read))
+    for name in ("amq.default", "", endpoint_exchange(PREFIX, "worker", "console2"), "amq.direct", "amq.fanout"):
+        assert not granted(rights.write, name), name
 
 
 def test_dots_in_endpoint_names_and_prefixes_are_literal():
