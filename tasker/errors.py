@@ -31,6 +31,10 @@ class BrokerUnavailable(TaskerError):
     """The message broker cannot be reached or did not confirm a message."""
 
 
+class QueueRefused(BrokerUnavailable):
+    """The broker refused to declare a task's queue: that task waits, the others go on."""
+
+
 class TaskNotFound(TaskerError):
     """No task of that type has that identifier."""
 

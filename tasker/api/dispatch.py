@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 from tasker.api.batching import Batcher
 from tasker.clock import utcnow_precise
 from tasker.config import ApiConfig
-from tasker.errors import BrokerUnavailable, StorageUnavailable
+from tasker.errors import BrokerUnavailable, QueueRefused, StorageUnavailable
 from tasker.hooks import Hooks
 from tasker.lifecycle import after_sent
 from tasker.messaging.message import encode_task
@@ -81,6 +81,8 @@ class Dispatcher:
         expiration = expiration_ms(task.deadline, utcnow_precise())
         try:
             await self.publisher.publish(task.type, list(task.endpoints), encode_task(task), expiration)
+        except QueueRefused:
+            raise  # the claim is kept: tried again once it runs out, not on every round
         except BrokerUnavailable:
             await self.storage(self.tasks.release, [task.id], claim_until)
             raise
@@ -119,6 +121,9 @@ class Dispatcher:
                 return
             try:
                 status = await self.send(task, claim.until)
+            except QueueRefused as exc:
+                log.warning("task %s (%s) not sent, tried again later: %s", task.identifier, task.type, exc)
+                continue
             except BrokerUnavailable as exc:
                 log.warning("%d tasks still unsent: %s", len(claim.tasks) - number, exc)
                 await self.storage(self.tasks.release, [t.id for t in claim.tasks[number + 1 :]], claim.until)

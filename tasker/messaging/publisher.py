@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
-from pika.exchange_type import ExchangeType
 
 from tasker.config import MessageQueueConfig
 from tasker.errors import BrokerUnavailable
+from tasker.messaging.declarer import Declarer
 from tasker.messaging.parameters import connection_parameters
-from tasker.messaging.topology import queue_arguments, queue_name, tasks_exchange
+from tasker.messaging.topology import queue_name, tasks_exchange
 
 log = logging.getLogger(__name__)
-REDECLARE_AFTER = 60.0
 
 
 class Publisher:
@@ -36,13 +34,8 @@ class Publisher:
         self._opening: asyncio.Future | None = None
         self._connection: AsyncioConnection | None = None
         self._channel = None
-        # Exchanges and queues declared on this channel, with when: a queue is declared again
-        # after `redeclare_after` seconds, since the broker deletes queues nobody used for
-        # `queue_expires` (and a declaration counts as a use).
-        self._declared: dict[str, float] = {}
-        self.redeclare_after = min(REDECLARE_AFTER, settings.queue_expires / 2)
+        self._declarer = Declarer(settings, confirm_timeout)
         self._pending: dict[int, asyncio.Future] = {}
-        self._rpcs: set[asyncio.Future] = set()
         self._closed_waiter: asyncio.Future | None = None
         self._next_tag = 1
 
@@ -91,21 +84,16 @@ class Publisher:
         await self._open_channel()
 
     async def declare(self, task_type: str, endpoints: list[str]):
-        """Declare the tasks exchange and the bound queues of these endpoints of a task type."""
+        """Declare the tasks exchange and the bound queues of these endpoints of a task type;
+        return the publishing channel. QueueRefused if the broker refuses a declaration."""
         channel = await self._open_channel()
-        exchange = tasks_exchange(self.settings.exchange)
-        await self._declare_exchange(channel, exchange)
-        for endpoint in endpoints:
-            queue = queue_name(self.settings.exchange, task_type, endpoint)
-            await self._declare_queue(channel, exchange, queue)
+        await self._declarer.declare(task_type, endpoints)
         return channel
 
     async def delete_queue(self, task_type: str, endpoint: str) -> None:
         """Delete an endpoint's queue of a task type, with what it holds (deregistration)."""
-        channel = await self._open_channel()
-        queue = queue_name(self.settings.exchange, task_type, endpoint)
-        await self._rpc(lambda cb: channel.queue_delete(queue, callback=cb))
-        self._declared.pop(queue, None)
+        await self._open_channel()
+        await self._declarer.delete_queue(task_type, endpoint)
 
     async def close(self) -> None:
         """Close the connection, failing what is still unconfirmed."""
@@ -179,7 +167,7 @@ class Publisher:
         if channel.connection is not self._connection:
             return
         self._channel = channel
-        self._declared = {}
+        self._declarer.attach(channel.connection)
         self._next_tag = 1
         self._resolve_opening(channel=channel)
 
@@ -200,7 +188,7 @@ class Publisher:
         sent. Declarations are forgotten, so the outbox's next send declares the queues again."""
         if channel is not self._channel:
             return
-        self._declared = {}
+        self._declarer.forget()
         future = self._pending.pop(int(properties.message_id or 0), None)
         if future is not None and not future.done():
             future.set_exception(BrokerUnavailable("the broker found no queue for the task: not sent"))
@@ -222,8 +210,7 @@ class Publisher:
 
     def _fail_pending(self, exc: Exception) -> None:
         pending, self._pending = self._pending, {}
-        rpcs, self._rpcs = self._rpcs, set()
-        for future in [*pending.values(), *rpcs]:
+        for future in pending.values():
             if not future.done():
                 future.set_exception(exc)
 
@@ -236,33 +223,3 @@ class Publisher:
             opening.exception()  # a failure nobody awaits must not be logged as unretrieved
         else:
             opening.set_result(channel)
-
-    async def _declare_exchange(self, channel, exchange: str) -> None:
-        if exchange in self._declared:
-            return
-        await self._rpc(lambda cb: channel.exchange_declare(exchange, ExchangeType.direct, durable=True, callback=cb))
-        self._declared[exchange] = time.monotonic()
-
-    async def _declare_queue(self, channel, exchange: str, queue: str) -> None:
-        declared = self._declared.get(queue)
-        if declared is not None and time.monotonic() - declared < self.redeclare_after:
-            return
-        arguments = queue_arguments(self.settings.exchange, self.settings.queue_type)
-        await self._rpc(lambda cb: channel.queue_declare(queue, durable=True, arguments=arguments, callback=cb))
-        await self._rpc(lambda cb: channel.queue_bind(queue, exchange, routing_key=queue, callback=cb))
-        self._declared[queue] = time.monotonic()
-
-    async def _rpc(self, call) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._rpcs.add(done)
-        try:
-            call(lambda _frame: done.done() or done.set_result(None))
-            await asyncio.wait_for(asyncio.shield(done), self.confirm_timeout)
-        except asyncio.TimeoutError as exc:
-            raise BrokerUnavailable("the broker did not answer a declaration") from exc
-        except BrokerUnavailable:
-            raise
-        except Exception as exc:  # pika raises several types when the channel just closed
-            raise BrokerUnavailable("cannot declare: %s" % exc) from exc
-        finally:
-            self._rpcs.discard(done)

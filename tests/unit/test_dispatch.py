@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from tasker.api.dispatch import Dispatcher
 from tasker.config import ApiConfig, DbConfig
-from tasker.errors import BrokerUnavailable
+from tasker.errors import BrokerUnavailable, QueueRefused
 from tasker.hooks import Extension, Hooks
 from tasker.messaging.stub import StubBroker, StubPublisher
 from tasker.storage import NewTask, TaskStore, open_database
@@ -149,4 +149,32 @@ def test_the_outbox_publishes_only_while_its_claim_outlasts_a_confirmation(tmp_p
         rows = connection.execute(select(TASK.c.status, TASK.c.claim_until)).all()
     unsent = [claim for status, claim in rows if status == "CREATED"]
     assert len(unsent) == 10 - len(publisher.started) and unsent == [None] * len(unsent), "released for the next round"
+    database.close()
+
+
+class RefusingPublisher(StubPublisher):
+    """A broker that refuses to declare the queue of endpoint `ghost`, as it does to an API
+    user that may not create queues."""
+
+    async def publish(self, task_type, endpoints, body, expiration=None) -> None:
+        if "ghost" in endpoints:
+            raise QueueRefused("the broker refused a declaration (access refused)")
+        await super().publish(task_type, endpoints, body, expiration)
+
+
+def test_a_task_whose_queue_the_broker_refuses_waits_and_holds_up_no_other(tmp_path):
+    database = open_database(DbConfig(uri="sqlite:///%s" % (tmp_path / "tasker.db")))
+    database.upgrade_schema()
+    broker = StubBroker()
+    tasks = TaskStore(database, claim_seconds=30)
+    with ThreadPoolExecutor(2) as executor:
+        dispatcher = Dispatcher(ApiConfig(), tasks, RefusingPublisher(broker), executor)
+        ghost = tasks.create(NewTask("worker", unique(), {"n": 1}, ["ghost"]), 30)
+        tasks.release([ghost.task.id], ghost.claim_until)
+        fine = tasks.create(NewTask("worker", unique(), {"n": 2}, ["e1"]), 30)
+        tasks.release([fine.task.id], fine.claim_until)
+        asyncio.run(dispatcher.drain_outbox())
+        assert [json.loads(body)["id"] for _, body in broker.published] == [fine.task.id], "the other went"
+        assert tasks.get("worker", ghost.task.identifier)[0].status.value == "CREATED"
+        assert ghost.task.id not in [t.id for t in tasks.claim_unsent().tasks], "claimed until it runs out"
     database.close()
