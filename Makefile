@@ -4,7 +4,7 @@ VENV := .venv
 MODE ?= development
 API_PORT ?= 8888
 
-.PHONY: run stop status test unit lint clean bench
+.PHONY: run stop status test unit lint clean bench fuzz
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ status:
 test: $(VENV)/.installed lint
 	scripts/ensure-services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## fuzz: Schemathesis over every phase and check, against a test-mode API that wants a token.
+fuzz: $(VENV)/.installed
+	scripts/ensure-services
+	bin/initialize --mode test -d -r
+	scripts/fuzz
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)

@@ -30,6 +30,14 @@ ERRORS = {
 }
 
 
+# What a client sends to deploy a version to two servers: the document's example request.
+NEW_TASK_EXAMPLE = {
+    "identifier": "deploy-1.4.2",
+    "payload": {"version": "1.4.2"},
+    "endpoints": ["console1", "console2"],
+}
+
+
 def openapi_document(config: Config) -> dict[str, Any]:
     """The OpenAPI document of the API that `config` describes: every task type, health, itself."""
     secured = bool(config.api.tokens)
@@ -148,7 +156,7 @@ def _create_operation(task_type: str, secured: bool) -> dict[str, Any]:
     operation = {
         "operationId": "create_%s" % task_type,
         "summary": "Create a %s task and send it to its endpoints" % task_type,
-        "requestBody": {"required": True, "content": _json(_ref("NewTask"))},
+        "requestBody": {"required": True, "content": _json(_ref("NewTask"), example=NEW_TASK_EXAMPLE)},
         "responses": {
             "201": {"description": "Stored and sent: status SENT.", "headers": located, "content": _json(_ref("Task"))},
             "200": {"description": "A safe retry: the stored task, sent once.", "content": _json(_ref("Task"))},
@@ -167,7 +175,15 @@ def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
     operation = {
         "operationId": "read_%s" % task_type,
         "summary": "Read a %s task and every endpoint's response" % task_type,
-        "parameters": [{"name": "identifier", "in": "path", "required": True, "schema": _ref("Name")}],
+        "parameters": [
+            {
+                "name": "identifier",
+                "in": "path",
+                "required": True,
+                "schema": _ref("Name"),
+                "example": NEW_TASK_EXAMPLE["identifier"],
+            }
+        ],
         "responses": {
             "200": {"description": "The task and its responses.", "content": _json(_ref("TaskRead"))},
             **_errors(400, 404, 503),
@@ -224,5 +240,8 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": "#/components/schemas/%s" % name}
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
+def _json(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"application/json": media}
