@@ -57,7 +57,7 @@ class Dispatcher:
         self._reading = Batcher(tasks.get_many, self.storage)
 
     async def storage(self, call: Callable[..., T], *args: Any) -> T:
-        """Run a blocking storage call in the executor, keeping the IOLoop free."""
+        """Run a blocking call (storage, or rendering a large answer) in the executor, keeping the IOLoop free."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, call, *args)
 
     async def create(self, new: NewTask) -> Created:

@@ -37,3 +37,28 @@ def test_sixteen_one_mib_posts_do_not_hold_the_ioloop(fresh_cluster):
     assert health["loop_lag_ms"] < 100, "a callback held the IOLoop for %s ms" % health["loop_lag_ms"]
     stored = api.request("GET", "/worker/" + identifiers[0]).json["task"]
     assert stored["payload"] == payload, "stored and answered as sent"
+
+
+@pytest.fixture
+def small_packets(database):
+    """The database's max_allowed_packet lowered to 512 KiB for the connections opened meanwhile."""
+    from sqlalchemy import text
+
+    with database.engine.connect() as connection:
+        before = connection.execute(text("SELECT @@GLOBAL.max_allowed_packet")).scalar_one()
+        connection.execute(text("SET GLOBAL max_allowed_packet = 524288"))
+    try:
+        yield
+    finally:
+        with database.engine.connect() as connection:
+            connection.execute(text("SET GLOBAL max_allowed_packet = %d" % before))
+
+
+def test_a_task_too_large_for_the_database_is_413_and_the_api_goes_on(fresh_cluster, small_packets):
+    _, api = fresh_cluster.api(19034)
+    identifier = unique("packet")
+    answer = api.post("worker", {"identifier": identifier, "payload": "x" * 700_000, "endpoints": ["p-1"]})
+    assert answer.status == 413, answer
+    assert "max_allowed_packet" in answer.json["error"]["message"]
+    assert api.request("GET", "/worker/" + identifier).status == 404, "nothing stored"
+    assert api.post("worker", {"identifier": unique("fits"), "endpoints": ["p-1"]}).status in (201, 202)
