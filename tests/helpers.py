@@ -24,6 +24,16 @@ def unique(prefix: str = "t") -> str:
     return "%s-%s" % (prefix, uuid.uuid4().hex[:16])
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path("/proc/%d/status" % pid)
+    return not (status.exists() and "zombie" in status.read_text())
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
     """Poll until `condition()` is truthy and return it; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -12,8 +12,8 @@ Two threads of its own, and a child process:
 A message passes from one thread to the other twice: on arrival, and to be acknowledged after
 its outcome is stored. Runs whose message expired in the queue after they were received (a
 manager killed past the deadline) are brought back from the database. A run that comes back
-after its managers stopped holding it `max_crashes` times is recorded failed instead of
-performed: a task that kills its manager must not do so forever.
+still `running` after `max_crashes` deliveries (its managers went away while running it) is
+recorded failed instead of performed: a task that kills its manager must not do so forever.
 """
 
 from __future__ import annotations

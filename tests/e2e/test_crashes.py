@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tasker.storage.models import RESPONSE, TASK
-from tests.helpers import unique, wait_for
+from tests.helpers import alive, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
@@ -74,15 +74,6 @@ def recorded_group(database, identifier: str) -> int | None:
     )
     with database.connection() as connection:
         return connection.execute(query).scalar_one_or_none()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path("/proc/%d/status" % pid)
-    return not (status.exists() and "zombie" in status.read_text())
 
 
 def waiting_messages(task_type: str, endpoint: str) -> int:

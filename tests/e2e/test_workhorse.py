@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import unique, wait_for
+from tests.helpers import alive, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -89,15 +87,6 @@ def pgid_recorded(api, identifier) -> bool:
     """Whether the run is `running` in the database (its process group is recorded with it)."""
     response = api.response("horse", identifier, "leftover-1")
     return response is not None and response["state"] == "running"
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path("/proc/%d/status" % pid)
-    return not (status.exists() and "zombie" in status.read_text())
 
 
 @pytest.mark.slow
