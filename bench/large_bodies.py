@@ -17,9 +17,10 @@ BODY_BYTES = 1024 * 1024
 
 
 def nested_payload(size: int) -> list:
-    """A legal payload of about `size` bytes of JSON: small lists nested 31 deep."""
-    unit = "[" * 30 + "[0, 1], [2, 3]" + "]" * 30
-    return json.loads("[%s]" % ",".join([unit] * (size // (len(unit) + 1))))
+    """A legal payload of at most `size` bytes of JSON (as json.dumps writes it): small lists
+    nested 31 deep."""
+    unit = json.loads("[" * 30 + "[0, 1], [2, 3]" + "]" * 30)
+    return [unit] * (size // (len(json.dumps(unit)) + 2))
 
 
 def measure(port: int, endpoints: list[str], prefix: str = "large-") -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -27,6 +28,8 @@ from tasker.records import ResponseRecord, TaskRecord, task_read_view
 
 log = logging.getLogger(__name__)
 JSON_TYPE = "application/json; charset=UTF-8"
+# Responses a GET renders on the IOLoop (well under a millisecond); more are rendered off it.
+RENDER_ON_LOOP = 50
 # A refusal: status, message, and headers to send with it.
 Refusal = tuple[int, str, dict[str, str]]
 
@@ -85,7 +88,10 @@ class JsonHandler(tornado.web.RequestHandler):
     def refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         """Answer an error now; a body still to come is drained, never read into memory."""
         if not body_pending(self.request):
-            self.fail(status, message, headers)
+            # Answered as soon as the request (without a body) is read, in place of the method
+            # it asked for: answered from prepare(), the connection would be closed after it.
+            answer = functools.partial(self.fail, status, message, headers)
+            setattr(self, self.request.method.lower(), lambda *args, **kwargs: answer())
             return
         body = json.dumps({"error": {"status": status, "message": message}}).encode()
         refuse_unread(self.request, status, body, dict(headers or {}, **{"Content-Type": JSON_TYPE}))
@@ -201,8 +207,10 @@ class TaskItemHandler(JsonHandler):
         except InvalidTask as exc:
             raise TaskNotFound("no %s task with identifier %r: %s" % (self.task_type, identifier[:60], exc)) from None
         task, responses = await self.dispatcher.read(self.task_type, identifier)
-        # A task of a thousand endpoints takes milliseconds to render: done off the IOLoop.
-        self.finish(await self.dispatcher.storage(_render_read, task, responses))
+        if len(responses) <= RENDER_ON_LOOP:
+            self.finish(_render_read(task, responses))
+        else:  # a task of a thousand endpoints takes milliseconds to render: done off the IOLoop
+            self.finish(await self.dispatcher.storage(_render_read, task, responses))
 
 
 def _render_read(task: TaskRecord, responses: list[ResponseRecord]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import socket
@@ -238,3 +239,22 @@ def test_a_client_that_sends_a_refused_body_whole_still_reads_the_answer(guarded
             assert refused.value.code == status
             assert json.loads(refused.value.read())["error"]["status"] == status
     assert guarded_api.healthy(), "and the API goes on serving"
+
+
+def test_a_refused_request_without_a_body_keeps_the_connection_open(guarded_api):
+    connection = http.client.HTTPConnection("127.0.0.1", guarded_api.port, timeout=10)
+    token = {"Authorization": "Bearer first-token-0123456789"}
+    opened = None
+    for method, path, headers, status in (
+        ("GET", "/worker/x", {}, 401),
+        ("GET", "/nowhere", token, 404),
+        ("DELETE", "/worker/x", token, 405),
+        ("GET", "/health", {}, 200),
+    ):
+        connection.request(method, path, headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        assert answer.status == status, (method, path, answer.status)
+        opened = opened or connection.sock
+        assert connection.sock is opened, "%s %s closed the connection" % (method, path)
+    connection.close()
