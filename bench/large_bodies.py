@@ -6,11 +6,14 @@ prober has a keep-alive connection of its own, so the figures are the API's and 
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import threading
 import time
 from typing import Any
+
+from bench.phases import TaskCounter, progress, wait_done
 
 POSTS = 16
 BODY_BYTES = 1024 * 1024
@@ -80,3 +83,14 @@ def _probe(port: int, posting: threading.Event, latencies: list[float]) -> None:
             latencies.append(time.perf_counter() - started)
     finally:
         connection.close()
+
+
+async def phase(port: int, endpoints: list[str], counter: TaskCounter) -> dict[str, Any]:
+    """/health while 16 POSTs of 1 MiB are parsed; then until the managers have done them."""
+    progress("/health while %d POSTs of 1 MiB are parsed", POSTS)
+    figures = await asyncio.to_thread(measure, port, endpoints)
+    progress("  /health p99 %.1f ms, POSTs took %.1f s", figures["p99_ms"], figures["seconds"])
+    posted = time.perf_counter()
+    figures["done_seconds"] = round(await wait_done(counter, "large-", figures["created"], timeout=300) - posted, 2)
+    progress("  the managers did them %.1f s later", figures["done_seconds"])
+    return figures

@@ -102,6 +102,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
             if "after" in m:
                 target = _target(m["after"] < limit, "<%d MB" % limit)
                 rows.append(("RSS %s, after the run" % name, "%.1f MB" % m["after"], "", "", "", "", "", target))
+            if "after_large" in m:
+                rows.append(("RSS %s, after 16 POSTs of 1 MiB" % name, "%.1f MB" % m["after_large"], *[""] * 6))
     return rows
 
 

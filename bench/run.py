@@ -221,19 +221,15 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
             results["history"] = await history_phase(config, port, counter, args, meter)
         if not args.skip_polling:
             results["polling"] = await polling_phase(port, args, meter)
-        progress("/health while %d POSTs of 1 MiB are parsed", large_bodies.POSTS)
-        results["large_bodies"] = await asyncio.to_thread(large_bodies.measure, port, WORKER_ENDPOINTS)
-        progress(
-            "  /health p99 %.1f ms, POSTs took %.1f s",
-            results["large_bodies"]["p99_ms"],
-            results["large_bodies"]["seconds"],
-        )
+        if not args.skip_fanout:
+            results["fanout"] = await fan_out_phase(group, port, args.fanout_sizes, args.fanout_tasks)
+        memory["api"]["after"] = rss_mb(api.pid)
+        memory["manager"]["after"] = rss_mb(workers[0].pid)
+        results["large_bodies"] = await large_bodies.phase(port, WORKER_ENDPOINTS, counter)
+        memory["api"]["after_large"] = rss_mb(api.pid)
+        memory["manager"]["after_large"] = rss_mb(workers[0].pid)
     finally:
         counter.close()
-    if not args.skip_fanout:
-        results["fanout"] = await fan_out_phase(group, port, args.fanout_sizes, args.fanout_tasks)
-    memory["api"]["after"] = rss_mb(api.pid)
-    memory["manager"]["after"] = rss_mb(workers[0].pid)
 
 
 async def history_phase(

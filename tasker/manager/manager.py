@@ -287,7 +287,7 @@ class Manager:
 
     def _bring_back(self, orphan: Orphan) -> None:
         task = orphan.task
-        message = TaskMessage(task.id, task.identifier, task.type, task.endpoints, task.payload.value(), orphan.run)
+        message = TaskMessage(task.id, task.identifier, task.type, task.endpoints, task.payload, orphan.run)
         if self.holdings.get((task.id, orphan.run)) is not None:
             return
         held = Held(message, None)

@@ -29,6 +29,7 @@ import subprocess
 import sys
 from typing import Any
 
+from tasker import jsontext
 from tasker.errors import WorkHorseError
 
 CHILD_MODULE = "tasker.manager.workhorse_child"
@@ -81,7 +82,7 @@ class Child:
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message; it goes out now as far as the socket takes it, the rest in `flush()`."""
-        self._out += json.dumps(message).encode("utf-8") + b"\n"
+        self._out += jsontext.dumps(message).encode("utf-8") + b"\n"
         self.flush()
 
     def exited(self, timeout: float = 0.0) -> bool:

@@ -1,4 +1,11 @@
-"""The task message: JSON, never pickle. Decoding checks the shape before anything uses it."""
+"""The task message: JSON, never pickle. Decoding checks the shape before anything uses it.
+
+The payload comes last and is not parsed here: a manager only needs the envelope (task id,
+type, endpoints, run, deadline) and hands the payload on as text to the handler's process,
+which parses it. A payload of a megabyte would otherwise be a few million objects in the
+manager, held for as long as the run waits. A message whose payload is not last (an API of
+an earlier version) is parsed whole.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,12 @@ from tasker import jsontext
 from tasker.clock import format_time
 from tasker.config import NAME_PATTERN, TASK_TYPE_PATTERN
 from tasker.errors import InvalidTask
+from tasker.jsontext import JsonText
 from tasker.records import TaskRecord
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_PAYLOAD_KEY = ',"payload":'
+_NO_LINE_BREAKS = str.maketrans("\r\n", "  ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +34,7 @@ class TaskMessage:
     identifier: str
     type: str
     endpoints: tuple[str, ...]
-    payload: Any
+    payload: JsonText
     # The run this message performs, and its delivery deadline (`YYYY-MM-DD HH:MM:SS`, UTC).
     run: int = 1
     deadline: str | None = None
@@ -37,9 +47,9 @@ def encode_task(task: TaskRecord, run: int = 1, deadline: dt.datetime | None = N
         "identifier": task.identifier,
         "type": task.type,
         "endpoints": list(task.endpoints),
-        "payload": task.payload,
         "run": run,
         "deadline": format_time(deadline or task.deadline),
+        "payload": task.payload,
     }
     return jsontext.dumps(body, separators=(",", ":")).encode("utf-8")
 
@@ -49,11 +59,9 @@ def decode_task(body: bytes) -> TaskMessage:
     if len(body) > MAX_MESSAGE_BYTES:
         raise InvalidTask("message of %d bytes is over the limit of %d" % (len(body), MAX_MESSAGE_BYTES))
     try:
-        data = json.loads(body.decode("utf-8"))
+        data, payload = _envelope(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidTask("message is not JSON: %s" % exc) from exc
-    if not isinstance(data, dict):
-        raise InvalidTask("message is not a JSON object")
     task_id, identifier, task_type = data.get("id"), data.get("identifier"), data.get("type")
     endpoints = data.get("endpoints")
     if not isinstance(task_id, int) or isinstance(task_id, bool) or task_id < 1:
@@ -69,4 +77,23 @@ def decode_task(body: bytes) -> TaskMessage:
         raise InvalidTask("message has no valid run number")
     if deadline is not None and not isinstance(deadline, str):
         raise InvalidTask("message has no valid deadline")
-    return TaskMessage(task_id, identifier, task_type, tuple(endpoints), data.get("payload", ""), run, deadline)
+    return TaskMessage(task_id, identifier, task_type, tuple(endpoints), payload, run, deadline)
+
+
+def _envelope(text: str) -> tuple[dict[str, Any], JsonText]:
+    """The message's keys but the payload, and the payload as text.
+
+    The keys before the payload hold names, numbers and a time, none of which can contain a
+    double quote: the first `,"payload":` is the payload's key.
+    """
+    head, found, rest = text.partition(_PAYLOAD_KEY)
+    if found and rest.endswith("}"):
+        data = json.loads(head + "}")
+        if isinstance(data, dict) and "run" in data and "payload" not in data:
+            # Raw line breaks can only stand between a JSON text's tokens: spaces do as well,
+            # and the handler's process reads its jobs one line each.
+            return data, JsonText(rest[:-1].translate(_NO_LINE_BREAKS))
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise InvalidTask("message is not a JSON object")
+    return data, JsonText.of(data.get("payload", ""))

@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any, Hashable
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tasker.clock import utcnow
@@ -163,7 +163,8 @@ class ResponseStore:
                 RESPONSE.c.endpoint == endpoint,
                 RESPONSE.c.run == bindparam("b_run"),
                 # Running already: a redelivery of a run whose manager died; its new group counts.
-                RESPONSE.c.state.in_([ResponseState.RECEIVED.value, ResponseState.RUNNING.value]),
+                # (no IN: an expanding parameter cannot go in an executemany)
+                or_(RESPONSE.c.state == ResponseState.RECEIVED.value, RESPONSE.c.state == ResponseState.RUNNING.value),
             )
             .values(state=ResponseState.RUNNING.value, pgid=bindparam("b_pgid"), last_modified_time=now),
             [{"b_task_id": s.task_id, "b_run": s.run, "b_pgid": s.pgid} for s in starts],
@@ -207,7 +208,8 @@ class ResponseStore:
                 )
                 .join(RESPONSE, RESPONSE.c.task_id == TASK.c.id)
                 .where(
-                    RESPONSE.c.state.in_([ResponseState.RECEIVED.value, ResponseState.RUNNING.value]),
+                    # (no IN: an expanding parameter cannot go in an executemany)
+                or_(RESPONSE.c.state == ResponseState.RECEIVED.value, RESPONSE.c.state == ResponseState.RUNNING.value),
                     RESPONSE.c.deadline < now,
                     RESPONSE.c.endpoint == endpoint,
                     RESPONSE.c.last_modified_time < touched_before,

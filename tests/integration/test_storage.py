@@ -310,3 +310,12 @@ def test_the_deadline_check_reads_the_responses_by_their_index(database):
         )
     assert plan[0]["key"] == "ix_task_response_state_deadline", plan
     assert plan[0]["type"] == "range" and "filesort" not in (plan[0]["Extra"] or ""), plan
+
+
+def test_starts_of_several_runs_are_recorded_in_one_call(db):
+    tasks, responses = TaskStore(db), ResponseStore(db)
+    first, second = tasks.create(new(endpoints=["e1"]), 30).task, tasks.create(new(endpoints=["e1"]), 30).task
+    responses.record_receipts([Arrival(first.id, 1, "worker"), Arrival(second.id, 1, "worker")], "e1")
+    responses.record([Start(first.id, 1, 4242), Start(second.id, 1, 4243)], [], "e1")
+    for task in (first, second):
+        assert states(tasks, task.identifier)[1] == [("e1", "running", 1)]

@@ -11,7 +11,7 @@ from tasker.manager.workhorse import Job, Outcome, RunState
 
 def succeed(job: Job) -> Outcome:
     """The default handler: answers the task's payload."""
-    return Outcome(RunState.SUCCEEDED, 0, None, {"echo": job.payload})
+    return Outcome(RunState.SUCCEEDED, 0, None, {"echo": job.payload.value()})
 
 
 class StubHorse:

@@ -267,7 +267,7 @@ class Refusing(ResponseStore):
 
 
 def test_an_outcome_the_database_refuses_is_stored_as_a_failed_run_and_the_manager_goes_on(setup, db):
-    horse = StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, job.payload["answer"]))
+    horse = StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, job.payload.value()["answer"]))
     manager = setup.manager(horse, responses=Refusing(db))
     poisoned, fine = setup.task(payload={"answer": "poison"}), setup.task(payload={"answer": "fine"})
     setup.send(poisoned)
@@ -352,7 +352,7 @@ class TooLarge(ResponseStore):
 
 
 def test_a_result_too_large_for_the_database_fails_its_run_and_the_rest_of_its_batch_is_recorded(setup, db):
-    horse = StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, job.payload["answer"]))
+    horse = StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, job.payload.value()["answer"]))
     store = TooLarge(db)
     manager = setup.manager(horse, responses=store)
     tasks = [setup.task(payload={"answer": answer}) for answer in ("fine", "x" * 1000, "fine too")]

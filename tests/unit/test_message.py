@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
 import pytest
 
 from tasker.errors import InvalidTask
+from tasker.jsontext import JsonText
 from tasker.messaging.message import MAX_MESSAGE_BYTES, decode_task, encode_task
 from tasker.records import TaskRecord
 from tasker.status import TaskStatus
@@ -19,7 +21,7 @@ BODY = json.loads(encode_task(TASK))
 
 def test_a_task_survives_the_round_trip():
     message = decode_task(encode_task(TASK, run=2, deadline=NOON))
-    assert (message.id, message.identifier, message.type, message.endpoints, message.payload) == (
+    assert (message.id, message.identifier, message.type, message.endpoints, message.payload.value()) == (
         7,
         "abc",
         "worker",
@@ -54,3 +56,25 @@ def test_a_message_of_an_earlier_version_is_run_one():
 def test_bad_messages_are_refused_with_the_reason(body, reason):
     with pytest.raises(InvalidTask, match=reason):
         decode_task(body)
+
+
+def test_the_payload_comes_last_and_is_handed_on_as_text_not_parsed():
+    task = dataclasses.replace(TASK, payload=JsonText('{"b": [1, "x,\\"payload\\":2"]}'), endpoints=("e1",))
+    body = encode_task(task, run=3, deadline=NOON)
+    assert body.endswith(b',"payload":{"b": [1, "x,\\"payload\\":2"]}}')
+    message = decode_task(body)
+    assert isinstance(message.payload, JsonText) and message.payload.value() == {"b": [1, 'x,"payload":2']}
+    assert (message.run, message.deadline) == (3, "2026-01-01 12:00:00")
+
+
+def test_line_breaks_between_the_tokens_of_a_payload_become_spaces():
+    body = encode_task(TASK)[:-1] + b"\n}"
+    body = body.replace(b'"payload":{', b'"payload":{\r\n')
+    message = decode_task(body)
+    assert "\n" not in message.payload.text and message.payload.value() == {"a": 1}
+
+
+def test_a_message_with_the_payload_before_other_keys_is_parsed_whole():
+    body = b'{"id":7,"identifier":"abc","type":"worker","endpoints":["e1"],"payload":{"a":1},"run":2}'
+    message = decode_task(body)
+    assert (message.payload.value(), message.run) == ({"a": 1}, 2)
