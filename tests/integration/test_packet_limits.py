@@ -76,7 +76,7 @@ def manager_on_stub_broker(database):
     """A manager of `worker` on e1 with a stub broker and a stub work horse whose handler answers
     `"x" * payload["size"]`, recording to the real MariaDB; stopped at the end."""
     broker = StubBroker()
-    horse = StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, "x" * job.payload["size"]))
+    horse = StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, "x" * job.payload.value()["size"]))
     manager = Manager(
         lambda on_delivery: broker.consumer("worker", "e1", on_delivery),
         ResponseStore(database),
