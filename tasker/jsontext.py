@@ -8,7 +8,6 @@ or encoded again on the way. Payloads can be megabytes: this keeps that work off
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from typing import Any
 
@@ -49,16 +48,24 @@ def as_json_text(value: Any) -> JsonText:
 def dumps(value: Any, separators: tuple[str, str] | None = None) -> str:
     """`json.dumps(value)`, with every JsonText inside spliced in as it is."""
     texts: list[str] = []
-    marker = "\x00json-%s-" % secrets.token_hex(8)
 
     def placeholder(found: Any) -> str:
         if not isinstance(found, JsonText):
             raise TypeError("%s is not JSON serializable" % type(found).__name__)
         texts.append(found.text)
-        return "%s%d" % (marker, len(texts) - 1)
+        return _MARKER
 
     encoded = json.dumps(value, separators=separators, default=placeholder)
     if not texts:
         return encoded
-    quoted = re.escape(json.dumps(marker)[:-1]) + r'(\d+)"'
-    return re.sub(quoted, lambda match: texts[int(match.group(1))], encoded)
+    # json.dumps writes values in the order it visits them, the order `placeholder` saw them.
+    pieces = encoded.split(_QUOTED_MARKER)
+    if len(pieces) != len(texts) + 1:
+        raise ValueError("a string of the value imitates the JSON text placeholder")
+    return pieces[0] + "".join(text + piece for text, piece in zip(texts, pieces[1:], strict=True))
+
+
+# Stands for a JsonText while the value around it is encoded: random per process, so no string
+# a client sends can pass for it.
+_MARKER = "\x00json-%s" % secrets.token_hex(16)
+_QUOTED_MARKER = json.dumps(_MARKER)
