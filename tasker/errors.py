@@ -65,3 +65,7 @@ class StatementTooLarge(StorageError):
     def __init__(self, message: str, limit: int | None = None) -> None:
         super().__init__(message)
         self.limit = limit  # the database's limit in bytes, when known
+
+
+class RequestTooLarge(TaskerError):
+    """A request body over `api.max_body_size`."""

@@ -43,13 +43,15 @@ class TaskRecord:
     start_time: dt.datetime
     last_modified_time: dt.datetime
     deadline: dt.datetime
+    # When a cancel was asked for; None: never (or a retry since).
+    cancel_requested: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "payload", as_json_text(self.payload))
 
     def view(self) -> dict[str, Any]:
         """The task as the API shows it (the seed's keys first)."""
-        return {
+        shown = {
             "id": self.id,
             "identifier": self.identifier,
             "type": self.type,
@@ -60,6 +62,9 @@ class TaskRecord:
             "last_modified_time": format_time(self.last_modified_time),
             "deadline": format_time(self.deadline),
         }
+        if self.cancel_requested is not None:
+            shown["cancel_requested"] = format_time(self.cancel_requested)
+        return shown
 
     def with_status(self, status: TaskStatus) -> TaskRecord:
         """The same task with another status."""
@@ -102,8 +107,46 @@ class ResponseRecord:
         }
 
 
-def task_read_view(task: TaskRecord, responses: list[ResponseRecord]) -> dict[str, Any]:
-    """`GET /<type>/<identifier>`: the task with its counts and settled flag, and every response."""
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """An earlier run of one endpoint's response, kept when a retry started the next."""
+
+    endpoint: str
+    run: int
+    state: ResponseState
+    attempts: int
+    errnr: int
+    errmsg: str | None
+    payload: JsonText | None
+    start_time: dt.datetime
+    last_modified_time: dt.datetime
+    deadline: dt.datetime
+
+    def view(self) -> dict[str, Any]:
+        """The run as `?runs=all` shows it in its response's `runs`."""
+        return {
+            "run": self.run,
+            "state": self.state.value,
+            "status": seed_status(self.state),
+            "errnr": self.errnr,
+            "errmsg": self.errmsg,
+            "payload": self.payload,
+            "attempts": self.attempts,
+            "start_time": format_time(self.start_time),
+            "last_modified_time": format_time(self.last_modified_time),
+            "deadline": format_time(self.deadline),
+        }
+
+
+def task_read_view(
+    task: TaskRecord, responses: list[ResponseRecord], runs: list[RunRecord] | None = None
+) -> dict[str, Any]:
+    """`GET /<type>/<identifier>`: the task with its counts and settled flag, and every response;
+    with `runs` (`?runs=all`), each response lists its earlier runs, oldest first."""
     states = [response.state for response in responses]
     task_view = dict(task.view(), counts=count_states(states), settled=is_settled(states))
-    return {"task": task_view, "taskResponseList": [response.view() for response in responses]}
+    shown = [response.view() for response in responses]
+    if runs is not None:
+        for response, view in zip(responses, shown, strict=True):
+            view["runs"] = [run.view() for run in runs if run.endpoint == response.endpoint]
+    return {"task": task_view, "taskResponseList": shown}

@@ -208,12 +208,21 @@ class Cluster:
 
 def consumers(vhost: str, queue: str) -> int:
     """How many consumers the local RabbitMQ counts on a queue (0 when it does not exist)."""
+    return _queue_figure(vhost, queue, "consumer_count")
+
+
+def queue_depth(vhost: str, queue: str) -> int:
+    """How many messages wait in a queue, not delivered to a consumer (0 when it does not exist)."""
+    return _queue_figure(vhost, queue, "message_count")
+
+
+def _queue_figure(vhost: str, queue: str, figure: str) -> int:
     import pika
 
     parameters = pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials("guest", "guest"))
     connection = pika.BlockingConnection(parameters)
     try:
-        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+        return getattr(connection.channel().queue_declare(queue, passive=True).method, figure)
     except pika.exceptions.ChannelClosedByBroker:
         return 0
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tornado.web
 
+from tasker.api.actions import TaskActionHandler
 from tasker.api.dispatch import Dispatcher
 from tasker.api.handlers import HealthHandler, NotFoundHandler, OpenApiHandler, TaskCollectionHandler, TaskItemHandler
 from tasker.api.loop_watch import LoopWatch
@@ -22,6 +23,7 @@ def make_app(
         options = {"dispatcher": dispatcher, "task_type": task_type}
         routes.append((r"/%s" % task_type, TaskCollectionHandler, options))
         routes.append((r"/%s/([^/]+)" % task_type, TaskItemHandler, options))
+        routes.append((r"/%s/([^/]+)/(retry|cancel)" % task_type, TaskActionHandler, options))
     return tornado.web.Application(
         routes,
         default_handler_class=NotFoundHandler,
@@ -29,4 +31,5 @@ def make_app(
         max_body_size=config.api.max_body_size,
         tokens=config.api.tokens,
         body_parser=body_parser,
+        max_endpoints=config.api.max_endpoints,
     )

@@ -23,7 +23,9 @@ from tasker.messaging.topology import expiration_ms
 from tasker.records import TaskRecord
 from tasker.status import TaskStatus
 from tasker.storage import Created, NewTask, TaskStore
+from tasker.storage.operations import Operations
 from tasker.storage.reads import Read
+from tasker.storage.tasks import Outgoing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +57,7 @@ class Dispatcher:
         )
         self._marking = Batcher(tasks.mark_sent, self.storage)
         self._reading = Batcher(tasks.get_many, self.storage)
+        self.operations = Operations(tasks.database, tasks.claim_seconds)
 
     async def storage(self, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking call (storage, or rendering a large answer) in the executor, keeping the IOLoop free."""
@@ -71,16 +74,18 @@ class Dispatcher:
         """A task and its responses, read together with what concurrent requests ask for."""
         return await self._reading.submit((task_type, identifier))
 
-    async def send(self, task: TaskRecord, claim_until: dt.datetime) -> TaskStatus:
-        """Publish run 1 of a CREATED task claimed until `claim_until` and record that it is
+    async def send(self, outgoing: Outgoing, claim_until: dt.datetime) -> TaskStatus:
+        """Publish a run of a CREATED task claimed until `claim_until` and record that it is
         SENT; return that status.
 
-        The message expires in the queues at the task's delivery deadline. If the broker is
+        The message expires in the queues at the run's delivery deadline. If the broker is
         unavailable the claim is released and the outbox sends it later.
         """
-        expiration = expiration_ms(task.deadline, utcnow_precise())
+        task = outgoing.task
+        expiration = expiration_ms(outgoing.deadline, utcnow_precise())
+        body = encode_task(task, outgoing.run, outgoing.deadline)
         try:
-            await self.publisher.publish(task.type, list(task.endpoints), encode_task(task), expiration)
+            await self.publisher.publish(task.type, outgoing.endpoints, body, expiration)
         except QueueRefused:
             raise  # the claim is kept: tried again once it runs out, not on every round
         except BrokerUnavailable:
@@ -89,6 +94,26 @@ class Dispatcher:
         await self._marking.submit(task.id)
         self.hooks.notify("task_sent", task)
         return after_sent(task.status)
+
+    async def retry(
+        self, task_type: str, identifier: str, selection: str | list[str], after_run: int | None
+    ) -> tuple[TaskRecord, bool]:
+        """Start a new run for the selected endpoints and publish it; the task, and whether a
+        run started (False: `after_run` says an identical request did it already)."""
+        timeout = self.settings.wait_for_endpoints_timeout
+        retried = await self.storage(self.operations.retry, task_type, identifier, selection, after_run, timeout)
+        if retried.outgoing is None:
+            return retried.task, False
+        try:
+            status = await self.send(retried.outgoing, retried.claim_until)
+        except BrokerUnavailable as exc:
+            log.warning("task %s (%s) retried, not confirmed sent: %s", identifier, task_type, exc)
+            return retried.task, True
+        return retried.task.with_status(status), True
+
+    async def cancel(self, task_type: str, identifier: str) -> TaskRecord:
+        """Record a cancel of the task (its managers stop what runs); the task afterwards."""
+        return await self.storage(self.operations.cancel, task_type, identifier)
 
     def start(self) -> None:
         """Start the outbox and deadline loops of this API process."""
@@ -114,21 +139,25 @@ class Dispatcher:
         claim = await self.storage(self.tasks.claim_unsent)
         loop = asyncio.get_running_loop()
         last_start = loop.time() + self.tasks.claim_seconds - self.publisher.confirm_timeout
-        for number, task in enumerate(claim.tasks):
+        for number, outgoing in enumerate(claim.outgoing):
+            task = outgoing.task
             if loop.time() > last_start:
-                log.info("%d unsent tasks left for the next round of the outbox", len(claim.tasks) - number)
-                await self.storage(self.tasks.release, [t.id for t in claim.tasks[number:]], claim.until)
+                log.info("%d unsent tasks left for the next round of the outbox", len(claim.outgoing) - number)
+                await self.storage(self.tasks.release, [o.task.id for o in claim.outgoing[number:]], claim.until)
                 return
             try:
-                status = await self.send(task, claim.until)
+                status = await self.send(outgoing, claim.until)
             except QueueRefused as exc:
                 log.warning("task %s (%s) not sent, tried again later: %s", task.identifier, task.type, exc)
                 continue
             except BrokerUnavailable as exc:
-                log.warning("%d tasks still unsent: %s", len(claim.tasks) - number, exc)
-                await self.storage(self.tasks.release, [t.id for t in claim.tasks[number + 1 :]], claim.until)
+                log.warning("%d tasks still unsent: %s", len(claim.outgoing) - number, exc)
+                rest = [o.task.id for o in claim.outgoing[number + 1 :]]
+                await self.storage(self.tasks.release, rest, claim.until)
                 return
-            log.info("task %s (%s) sent from the outbox: %s", task.identifier, task.type, status.value)
+            log.info(
+                "task %s (%s) run %d sent from the outbox: %s", task.identifier, task.type, outgoing.run, status.value
+            )
 
     async def check_deadlines(self) -> None:
         """Mark `missing` the runs not received before their deadline, their tasks INCOMPLETE."""

@@ -19,12 +19,14 @@ from tasker.api.validation import check_identifier
 from tasker.errors import (
     BrokerUnavailable,
     InvalidTask,
+    RequestTooLarge,
     StatementTooLarge,
     StorageUnavailable,
     TaskConflict,
     TaskNotFound,
 )
-from tasker.records import ResponseRecord, TaskRecord, task_read_view
+from tasker.records import ResponseRecord, RunRecord, TaskRecord, task_read_view
+from tasker.storage.tasks import Outgoing
 
 log = logging.getLogger(__name__)
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -36,6 +38,7 @@ Refusal = tuple[int, str, dict[str, str]]
 # tasker's errors, as the HTTP status each one answers.
 ERROR_STATUS = {
     StatementTooLarge: 413,
+    RequestTooLarge: 413,
     InvalidTask: 400,
     TaskNotFound: 404,
     TaskConflict: 409,
@@ -155,8 +158,8 @@ class JsonHandler(tornado.web.RequestHandler):
         super()._handle_request_exception(e)
 
 
-class TaskCollectionHandler(JsonHandler):
-    """`POST /<task_type>`: create a task and send it to its endpoints."""
+class BodyHandler(JsonHandler):
+    """A request handler whose POST takes a JSON body, kept up to `api.max_body_size`."""
 
     def prepare(self) -> None:
         self._body = bytearray()
@@ -165,9 +168,13 @@ class TaskCollectionHandler(JsonHandler):
 
     def route_refusal(self) -> Refusal | None:
         content_type = self.request.headers.get("Content-Type", "")
-        if self.request.method == "POST" and content_type.split(";")[0].strip().lower() != "application/json":
+        if self.request.method == "POST" and self.needs_json() and not _is_json(content_type):
             return 415, "Content-Type must be application/json, not %r" % content_type, {}
         return None
+
+    def needs_json(self) -> bool:
+        """Whether this POST must say its body is JSON (one without a body may not, if allowed)."""
+        return True
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > self.settings["max_body_size"]:
@@ -176,11 +183,18 @@ class TaskCollectionHandler(JsonHandler):
         elif not self._too_large:
             self._body.extend(chunk)
 
-    async def post(self) -> None:
+    def body(self) -> bytes:
+        """The request's body; a 413 error if it was over the limit."""
         if self._too_large:
-            self.fail(413, "body is over the limit of %d bytes" % self.settings["max_body_size"])
-            return
-        new = await self.settings["body_parser"].parse(self.task_type, bytes(self._body))
+            raise RequestTooLarge("body is over the limit of %d bytes" % self.settings["max_body_size"])
+        return bytes(self._body)
+
+
+class TaskCollectionHandler(BodyHandler):
+    """`POST /<task_type>`: create a task and send it to its endpoints."""
+
+    async def post(self) -> None:
+        new = await self.settings["body_parser"].parse(self.task_type, self.body())
         created = await self.dispatcher.create(new)
         task = created.task
         if not created.created:
@@ -188,7 +202,7 @@ class TaskCollectionHandler(JsonHandler):
             return
         self.set_header("Location", "/%s/%s" % (task.type, task.identifier))
         try:
-            task = task.with_status(await self.dispatcher.send(task, created.claim_until))
+            task = task.with_status(await self.dispatcher.send(Outgoing.first(task), created.claim_until))
         except (BrokerUnavailable, StorageUnavailable) as exc:
             # Stored, and the outbox of every API process sends what is not marked SENT.
             log.warning("task %s (%s) accepted, not confirmed sent: %s", task.identifier, task.type, exc)
@@ -206,15 +220,25 @@ class TaskItemHandler(JsonHandler):
             check_identifier(identifier)
         except InvalidTask as exc:
             raise TaskNotFound("no %s task with identifier %r: %s" % (self.task_type, identifier[:60], exc)) from None
+        runs = self.get_query_argument("runs", None)
+        if runs not in (None, "all"):
+            raise InvalidTask("runs must be all (every earlier run of each endpoint), not %r" % runs[:20])
         task, responses = await self.dispatcher.read(self.task_type, identifier)
-        if len(responses) <= RENDER_ON_LOOP:
-            self.finish(_render_read(task, responses))
+        earlier = None
+        if runs == "all":
+            earlier = await self.dispatcher.storage(self.dispatcher.operations.earlier_runs, task.id)
+        if len(responses) <= RENDER_ON_LOOP and not earlier:
+            self.finish(_render_read(task, responses, earlier))
         else:  # a task of a thousand endpoints takes milliseconds to render: done off the IOLoop
-            self.finish(await self.dispatcher.storage(_render_read, task, responses))
+            self.finish(await self.dispatcher.storage(_render_read, task, responses, earlier))
 
 
-def _render_read(task: TaskRecord, responses: list[ResponseRecord]) -> str:
-    return jsontext.dumps(task_read_view(task, responses))
+def _render_read(task: TaskRecord, responses: list[ResponseRecord], runs: list[RunRecord] | None) -> str:
+    return jsontext.dumps(task_read_view(task, responses, runs))
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "application/json"
 
 
 class HealthHandler(JsonHandler):

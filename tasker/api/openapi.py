@@ -48,6 +48,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
     for task_type in config.task_types:
         paths["/%s" % task_type] = {"post": _create_operation(task_type, secured)}
         paths["/%s/{identifier}" % task_type] = {"get": _read_operation(task_type, secured)}
+        paths["/%s/{identifier}/retry" % task_type] = {"post": _retry_operation(task_type, secured)}
+        paths["/%s/{identifier}/cancel" % task_type] = {"post": _cancel_operation(task_type, secured)}
     components: dict[str, Any] = {
         "schemas": component_schemas(config.api.max_endpoints),
         "responses": {ERRORS[status][0]: _error_response(status) for status in ERRORS},
@@ -91,21 +93,66 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
                 },
             },
         },
-        "Task": _object(
-            id={"type": "integer"},
-            identifier=_ref("Name"),
-            type={"type": "string"},
-            payload={},
-            endpoints={"type": "array", "items": _ref("Name")},
-            status={"type": "string", "enum": [status.value for status in TaskStatus]},
-            start_time=_ref("Time"),
-            last_modified_time=_ref("Time"),
-            deadline=_ref("Time"),
+        "Task": _optional(
+            _object(
+                id={"type": "integer"},
+                identifier=_ref("Name"),
+                type={"type": "string"},
+                payload={},
+                endpoints={"type": "array", "items": _ref("Name")},
+                status={"type": "string", "enum": [status.value for status in TaskStatus]},
+                start_time=_ref("Time"),
+                last_modified_time=_ref("Time"),
+                deadline=_ref("Time"),
+            ),
+            cancel_requested=_ref("Time"),
         ),
-        "TaskResponse": _object(
-            id={"type": "integer"},
-            task_id={"type": "integer"},
-            endpoint=_ref("Name"),
+        "TaskResponse": _optional(
+            _object(
+                id={"type": "integer"},
+                task_id={"type": "integer"},
+                endpoint=_ref("Name"),
+                status={"type": "integer", "enum": [status.value for status in ResponseStatus]},
+                errnr={"type": "integer"},
+                errmsg={"type": ["string", "null"]},
+                payload={},
+                attempts={"type": "integer", "minimum": 0},
+                start_time=_ref("Time"),
+                last_modified_time=_ref("Time"),
+                state={"type": "string", "enum": [state.value for state in ResponseState]},
+                run={"type": "integer", "minimum": 1},
+                deadline=_ref("Time"),
+            ),
+            runs={"type": "array", "items": _ref("Run")},
+        ),
+        "Retry": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "endpoints": {
+                    "description": "A selection by state, or the endpoints to retry by name.",
+                    "default": "failed",
+                    "oneOf": [
+                        {"type": "string", "enum": ["failed", "missing", "unfinished", "all"]},
+                        {
+                            "type": "array",
+                            "items": _ref("Name"),
+                            "minItems": 1,
+                            "maxItems": max_endpoints,
+                            "uniqueItems": True,
+                        },
+                    ],
+                },
+                "after_run": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "Safe repeats: if a run after this one exists, nothing starts (200).",
+                },
+            },
+        },
+        "Run": _object(
+            run={"type": "integer", "minimum": 1},
+            state={"type": "string", "enum": [state.value for state in ResponseState]},
             status={"type": "integer", "enum": [status.value for status in ResponseStatus]},
             errnr={"type": "integer"},
             errmsg={"type": ["string", "null"]},
@@ -113,8 +160,6 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
             attempts={"type": "integer", "minimum": 0},
             start_time=_ref("Time"),
             last_modified_time=_ref("Time"),
-            state={"type": "string", "enum": [state.value for state in ResponseState]},
-            run={"type": "integer", "minimum": 1},
             deadline=_ref("Time"),
         ),
         "TaskRead": _object(
@@ -182,7 +227,14 @@ def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
                 "required": True,
                 "schema": _ref("Name"),
                 "example": NEW_TASK_EXAMPLE["identifier"],
-            }
+            },
+            {
+                "name": "runs",
+                "in": "query",
+                "required": False,
+                "description": "`all`: each response lists its earlier runs (`runs`), oldest first.",
+                "schema": {"type": "string", "enum": ["all"]},
+            },
         ],
         "responses": {
             "200": {"description": "The task and its responses.", "content": _json(_ref("TaskRead"))},
@@ -190,6 +242,47 @@ def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
         },
     }
     return _secure(operation, secured)
+
+
+def _retry_operation(task_type: str, secured: bool) -> dict[str, Any]:
+    operation = {
+        "operationId": "retry_%s" % task_type,
+        "summary": "Start a new run of a %s task for the endpoints selected (default: those that failed)" % task_type,
+        "parameters": [_identifier_parameter()],
+        "requestBody": {"required": False, "content": _json(_ref("Retry"), example={"endpoints": "failed"})},
+        "responses": {
+            "202": {"description": "A new run started for the selected endpoints.", "content": _json(_ref("Task"))},
+            "200": {
+                "description": "after_run: the run was started already; nothing new.",
+                "content": _json(_ref("Task")),
+            },
+            **_errors(400, 404, 409, 413, 415, 503),
+        },
+    }
+    return _secure(operation, secured)
+
+
+def _cancel_operation(task_type: str, secured: bool) -> dict[str, Any]:
+    operation = {
+        "operationId": "cancel_%s" % task_type,
+        "summary": "Cancel a %s task: runs not started are skipped, running ones stopped" % task_type,
+        "parameters": [_identifier_parameter()],
+        "responses": {
+            "202": {"description": "The cancel is recorded (again, if repeated).", "content": _json(_ref("Task"))},
+            **_errors(400, 404, 409, 413, 415, 503),
+        },
+    }
+    return _secure(operation, secured)
+
+
+def _identifier_parameter() -> dict[str, Any]:
+    return {
+        "name": "identifier",
+        "in": "path",
+        "required": True,
+        "schema": _ref("Name"),
+        "example": NEW_TASK_EXAMPLE["identifier"],
+    }
 
 
 def _health_operation() -> dict[str, Any]:
@@ -234,6 +327,11 @@ def _error_response(status: int) -> dict[str, Any]:
 def _object(**properties: Any) -> dict[str, Any]:
     """An object schema whose every property is required."""
     return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _optional(schema: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    """The object schema with properties that are there only sometimes."""
+    return dict(schema, properties=dict(schema["properties"], **properties))
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -108,3 +108,48 @@ def _json_kind(value: Any) -> str:
         if isinstance(value, kind):
             return name
     return "a number"
+
+
+RETRY_KEYS = {"endpoints", "after_run"}
+RETRY_SELECTIONS = ("failed", "missing", "unfinished", "all")
+
+
+def parse_retry(body: bytes, max_endpoints: int = 1000) -> tuple[str | list[str], int | None]:
+    """Decode and check the optional body of `POST /<type>/<identifier>/retry`: the endpoints
+    to retry (a selection's name or a list of names) and `after_run`."""
+    if not body.strip():
+        return "failed", None
+    data = _json_object(body)
+    unknown = sorted(set(data) - RETRY_KEYS)
+    if unknown:
+        raise InvalidTask("unknown key %r (known: after_run, endpoints)" % unknown[0])
+    selection = data.get("endpoints", "failed")
+    if isinstance(selection, str):
+        if selection not in RETRY_SELECTIONS:
+            raise InvalidTask("endpoints must be one of %s, or a list of names" % ", ".join(RETRY_SELECTIONS))
+    else:
+        selection = _endpoints(selection, max_endpoints)
+    return selection, _run_number(data.get("after_run"))
+
+
+def _run_number(value: Any) -> int | None:
+    """`after_run`: None, or an integer 0 or more (JSON's 3.0 counts as the integer 3)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidTask("after_run must be a run number (an integer, 0 or more)")
+    return value
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except UnicodeDecodeError as exc:
+        raise InvalidTask("body is not UTF-8: %s" % exc) from exc
+    except RecursionError:
+        raise InvalidTask("body is nested too deeply") from None
+    except ValueError as exc:
+        raise InvalidTask("body is not valid JSON: %s" % exc) from exc
+    if not isinstance(data, dict):
+        raise InvalidTask("body must be a JSON object, not %s" % _json_kind(data))
+    return data

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tasker.jsontext import JsonText
-from tasker.records import ResponseRecord, TaskRecord
+from tasker.records import ResponseRecord, RunRecord, TaskRecord
 from tasker.status import ResponseState, TaskStatus
 
 # Payloads may be up to the API's body limit (1 MiB by default): TEXT stops at 64 KiB on MySQL.
@@ -54,6 +54,8 @@ class Task(Base):
     deadline: Mapped[dt.datetime] = mapped_column(DateTime)
     # An API process publishing this task holds it until then; afterwards the outbox may take it.
     claim_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # When a cancel was asked for (None: never, or a retry since).
+    cancel_requested: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class TaskResponse(Base):
@@ -85,6 +87,27 @@ class TaskResponse(Base):
     pgid: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class TaskRun(Base):
+    """An earlier run of one endpoint's response, kept when a retry started the next."""
+
+    __tablename__ = "task_run"
+    __table_args__ = (UniqueConstraint("task_id", "endpoint", "run", name="uq_task_run_endpoint_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(Name)
+    run: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(SmallInteger)
+    errnr: Mapped[int] = mapped_column(Integer)
+    errmsg: Mapped[str | None] = mapped_column(Text, nullable=True)
+    payload: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_modified_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    deadline: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
 class EndpointRegistration(Base):
     """An endpoint whose manager serves a task type: who a POST without endpoints goes to."""
 
@@ -108,6 +131,7 @@ def task_record(row: Any) -> TaskRecord:
         start_time=row.start_time,
         last_modified_time=row.last_modified_time,
         deadline=row.deadline,
+        cancel_requested=getattr(row, "cancel_requested", None),
     )
 
 
@@ -129,6 +153,23 @@ def response_record(row: Any) -> ResponseRecord:
     )
 
 
+def run_record(row: Any) -> RunRecord:
+    """A task_run row (an earlier run) as a record."""
+    return RunRecord(
+        endpoint=row.endpoint,
+        run=row.run,
+        state=ResponseState(row.state),
+        attempts=row.attempts,
+        errnr=row.errnr,
+        errmsg=row.errmsg,
+        payload=JsonText(row.payload) if row.payload is not None else None,
+        start_time=row.start_time,
+        last_modified_time=row.last_modified_time,
+        deadline=row.deadline,
+    )
+
+
 TASK = Task.__table__
 RESPONSE = TaskResponse.__table__
+RUN = TaskRun.__table__
 REGISTRATION = EndpointRegistration.__table__

@@ -209,7 +209,10 @@ class ResponseStore:
                 .join(RESPONSE, RESPONSE.c.task_id == TASK.c.id)
                 .where(
                     # (no IN: an expanding parameter cannot go in an executemany)
-                or_(RESPONSE.c.state == ResponseState.RECEIVED.value, RESPONSE.c.state == ResponseState.RUNNING.value),
+                    or_(
+                        RESPONSE.c.state == ResponseState.RECEIVED.value,
+                        RESPONSE.c.state == ResponseState.RUNNING.value,
+                    ),
                     RESPONSE.c.deadline < now,
                     RESPONSE.c.endpoint == endpoint,
                     RESPONSE.c.last_modified_time < touched_before,

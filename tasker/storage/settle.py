@@ -21,7 +21,11 @@ from tasker.storage.models import RESPONSE, TASK
 _IDS = bindparam("ids", expanding=True)
 _LOCK = select(TASK.c.id, TASK.c.status).where(TASK.c.id.in_(_IDS)).order_by(TASK.c.id)
 _LOCK_FOR_UPDATE = _LOCK.with_for_update()
-_STATES = select(RESPONSE.c.task_id, RESPONSE.c.state).where(RESPONSE.c.task_id.in_(_IDS))
+_STATES = (
+    select(RESPONSE.c.task_id, RESPONSE.c.state, TASK.c.cancel_requested)
+    .join(TASK, TASK.c.id == RESPONSE.c.task_id)
+    .where(RESPONSE.c.task_id.in_(_IDS))
+)
 _SET_STATUS = update(TASK).where(TASK.c.id.in_(_IDS))
 _SET_STATUS_SENT = _SET_STATUS.values(status=bindparam("b_status"), last_modified_time=bindparam("b_now"))
 _SET_STATUS_OVER = _SET_STATUS_SENT.values(claim_until=None)
@@ -39,9 +43,12 @@ def refresh_status(connection: Connection, statuses: dict[int, TaskStatus], now:
     if not statuses:
         return {}
     states: dict[int, list[ResponseState]] = {task_id: [] for task_id in statuses}
-    for task_id, state in connection.execute(_STATES, {"ids": list(statuses)}):
+    cancelled: set[int] = set()
+    for task_id, state, cancel_requested in connection.execute(_STATES, {"ids": list(statuses)}):
         states[task_id].append(ResponseState(state))
-    after = {task_id: task_status(statuses[task_id], states[task_id]) for task_id in statuses}
+        if cancel_requested is not None:
+            cancelled.add(task_id)
+    after = {task_id: task_status(statuses[task_id], states[task_id], task_id in cancelled) for task_id in statuses}
     changed: dict[TaskStatus, list[int]] = {}
     for task_id, status in after.items():
         if status is not statuses[task_id]:

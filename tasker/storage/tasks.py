@@ -38,11 +38,26 @@ class Created:
 
 
 @dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """Run `run` of a task, to be published to `endpoints` with delivery deadline `deadline`."""
+
+    task: TaskRecord
+    run: int
+    endpoints: list[str]
+    deadline: dt.datetime
+
+    @classmethod
+    def first(cls, task: TaskRecord) -> Outgoing:
+        """Run 1 of a new task, to every endpoint."""
+        return cls(task, 1, list(task.endpoints), task.deadline)
+
+
+@dataclasses.dataclass(frozen=True)
 class Claim:
-    """Unsent tasks one caller may publish until `until`; the value also names the claim, so
+    """Unsent runs one caller may publish until `until`; the value also names the claim, so
     that the caller releases its own claims and never one another API took over since."""
 
-    tasks: list[TaskRecord]
+    outgoing: list[Outgoing]
     until: dt.datetime
 
 
@@ -204,8 +219,8 @@ class TaskStore:
                     .values(claim_until=until)
                 ).rowcount
                 if won:
-                    claimed.append(task_record(connection.execute(select(TASK).where(TASK.c.id == task_id)).one()))
-        return Claim(claimed, until)
+                    claimed.append(_unsent(connection, task_id))
+        return Claim([outgoing for outgoing in claimed if outgoing.endpoints], until)
 
     @retry_conflicts
     def expire_overdue(self, limit: int = 500) -> list[Missed]:
@@ -255,6 +270,20 @@ class _Row:
 
     def __init__(self, values: dict[str, Any], **more: Any) -> None:
         self.__dict__.update(values, **more)
+
+
+def _unsent(connection: Connection, task_id: int) -> Outgoing:
+    """What a CREATED task has to publish: its latest run, to the endpoints still queued in it."""
+    task = task_record(connection.execute(select(TASK).where(TASK.c.id == task_id)).one())
+    rows = connection.execute(
+        select(RESPONSE.c.endpoint, RESPONSE.c.run, RESPONSE.c.state, RESPONSE.c.deadline)
+        .where(RESPONSE.c.task_id == task_id)
+        .order_by(RESPONSE.c.id)
+    ).all()
+    latest = max((row.run for row in rows), default=1)
+    waiting = [row for row in rows if row.run == latest and row.state == ResponseState.QUEUED.value]
+    deadline = max((row.deadline for row in waiting), default=task.deadline)
+    return Outgoing(task, latest, [row.endpoint for row in waiting], deadline)
 
 
 def _insert_returning_ids(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:

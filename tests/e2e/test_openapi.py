@@ -94,6 +94,7 @@ def test_openapi_json_is_a_valid_document_of_every_configured_task_type(api, doc
     expected = {"/health", "/openapi.json"}
     for task_type in test_config.task_types:
         expected |= {"/%s" % task_type, "/%s/{identifier}" % task_type}
+        expected |= {"/%s/{identifier}/retry" % task_type, "/%s/{identifier}/cancel" % task_type}
     assert set(document["paths"]) == expected
     assert "securitySchemes" not in document["components"], "no api.tokens in this run: no authentication"
     loaded = schemathesis.openapi.from_dict(document)

@@ -181,14 +181,14 @@ def test_only_one_caller_claims_an_unsent_task(db):
     tasks = TaskStore(db, claim_seconds=30)
     created = tasks.create(new(), 30)
     task = created.task
-    assert task.id not in [t.id for t in tasks.claim_unsent().tasks], "its creator holds the claim"
+    assert task.id not in [o.task.id for o in tasks.claim_unsent().outgoing], "its creator holds the claim"
     tasks.release([task.id], created.claim_until)
     won: list[int] = []
     barrier = threading.Barrier(4)
 
     def claim():
         barrier.wait()
-        won.extend(t.id for t in tasks.claim_unsent().tasks if t.id == task.id)
+        won.extend(o.task.id for o in tasks.claim_unsent().outgoing if o.task.id == task.id)
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
     for thread in threads:
@@ -206,13 +206,13 @@ def test_a_release_gives_up_only_the_callers_own_claim(db):
 
     def taken_over():
         claim = other.claim_unsent()
-        return claim if created.task.id in [t.id for t in claim.tasks] else None
+        return claim if created.task.id in [o.task.id for o in claim.outgoing] else None
 
     claim = wait_for(taken_over, 10, 0.1, "the other API's claim once the first ran out")
     slow.release([created.task.id], created.claim_until)
-    assert created.task.id not in [t.id for t in third.claim_unsent().tasks], "the other API still holds it"
+    assert created.task.id not in [o.task.id for o in third.claim_unsent().outgoing], "the other API still holds it"
     other.release([created.task.id], claim.until)
-    assert created.task.id in [t.id for t in third.claim_unsent().tasks], "released by its holder"
+    assert created.task.id in [o.task.id for o in third.claim_unsent().outgoing], "released by its holder"
 
 
 def test_a_message_of_one_type_naming_another_types_task_is_unknown(db):

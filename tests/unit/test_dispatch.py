@@ -18,6 +18,7 @@ from tasker.hooks import Extension, Hooks
 from tasker.messaging.stub import StubBroker, StubPublisher
 from tasker.storage import NewTask, TaskStore, open_database
 from tasker.storage.models import RESPONSE, TASK
+from tasker.storage.tasks import Outgoing
 from tests.helpers import unique
 
 
@@ -53,7 +54,7 @@ def world(tmp_path):
 def post(dispatcher, endpoints=("e1", "e2")):
     async def create_and_send():
         created = await dispatcher.create(NewTask("worker", unique(), {"n": 1}, list(endpoints)))
-        return created.task, await dispatcher.send(created.task, created.claim_until)
+        return created.task, await dispatcher.send(Outgoing.first(created.task), created.claim_until)
 
     return asyncio.run(create_and_send())
 
@@ -176,5 +177,5 @@ def test_a_task_whose_queue_the_broker_refuses_waits_and_holds_up_no_other(tmp_p
         asyncio.run(dispatcher.drain_outbox())
         assert [json.loads(body)["id"] for _, body in broker.published] == [fine.task.id], "the other went"
         assert tasks.get("worker", ghost.task.identifier)[0].status.value == "CREATED"
-        assert ghost.task.id not in [t.id for t in tasks.claim_unsent().tasks], "claimed until it runs out"
+        assert ghost.task.id not in [o.task.id for o in tasks.claim_unsent().outgoing], "claimed until it runs out"
     database.close()

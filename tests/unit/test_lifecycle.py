@@ -6,9 +6,12 @@ import datetime as dt
 
 import pytest
 
+from tasker.errors import InvalidTask, TaskConflict
 from tasker.lifecycle import (
     Receipt,
+    RetryPlan,
     RunRow,
+    check_cancel,
     count_states,
     decide_receipt,
     is_missed,
@@ -16,7 +19,9 @@ from tasker.lifecycle import (
     may_finish,
     may_start,
     outcome_state,
+    plan_retry,
     seed_status,
+    skipped_by_cancel,
     task_status,
 )
 from tasker.status import ResponseState as S
@@ -152,3 +157,48 @@ def test_a_cancelled_task_is_cancelled_once_nothing_runs():
 def test_a_settled_task_whose_runs_open_again_is_sent():
     for settled in (T.DONE, T.INCOMPLETE, T.CANCELLED):
         assert task_status(settled, [S.QUEUED, S.SUCCEEDED]) is T.SENT
+
+
+def rows(**states):
+    """Rows by endpoint: a state name, or (state name, run)."""
+    made = {}
+    for endpoint, value in states.items():
+        state, run = value if isinstance(value, tuple) else (value, 1)
+        made[endpoint] = row(S(state), run=run, attempts=1)
+    return made
+
+
+def test_a_retry_of_failed_selects_every_run_that_did_not_succeed_and_numbers_the_next_run():
+    found = rows(a="succeeded", b="failed", c="timed_out", d="missing", e="skipped", f="cancelled")
+    assert plan_retry(found, "failed", None) == RetryPlan(["b", "c", "d", "e", "f"], 2)
+    assert plan_retry(found, "missing", None) == RetryPlan(["d"], 2)
+    assert plan_retry(found, "unfinished", None) == RetryPlan(["d", "e", "f"], 2)
+    assert plan_retry(found, "all", None).endpoints == list(found)
+
+
+def test_runs_are_numbered_per_task_so_one_message_carries_a_retry():
+    assert plan_retry(rows(a=("failed", 3), b=("succeeded", 1)), ["a", "b"], None) == RetryPlan(["a", "b"], 4)
+
+
+def test_a_retry_is_refused_for_an_open_selected_endpoint_or_an_empty_selection():
+    with pytest.raises(TaskConflict, match="'a' is still running"):
+        plan_retry(rows(a="running", b="failed"), ["a", "b"], None)
+    with pytest.raises(TaskConflict, match="nothing to retry"):
+        plan_retry(rows(a="succeeded"), "failed", None)
+    with pytest.raises(InvalidTask, match="'z' is not one of the task's endpoints"):
+        plan_retry(rows(a="failed"), ["z"], None)
+    assert plan_retry(rows(a="running", b="failed"), "failed", None) == RetryPlan(["b"], 2), "others may run"
+
+
+def test_after_run_answers_a_repeated_retry_without_a_new_run():
+    done = rows(a=("queued", 2), b=("succeeded", 1))
+    assert plan_retry(done, ["a"], 1).repeated and plan_retry(done, "failed", 1).repeated
+    assert not plan_retry(rows(a="failed"), "failed", 1).repeated
+
+
+def test_a_cancel_is_recorded_once_and_refused_for_a_task_settled_without_one():
+    assert check_cancel(False, [S.RUNNING, S.SUCCEEDED]) is True
+    assert check_cancel(True, [S.SKIPPED]) is False, "repeated: nothing new"
+    with pytest.raises(TaskConflict, match="never cancelled"):
+        check_cancel(False, [S.SUCCEEDED, S.FAILED])
+    assert [skipped_by_cancel(s) for s in (S.QUEUED, S.RECEIVED, S.RUNNING, S.FAILED)] == [True, True, False, False]
