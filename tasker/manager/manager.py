@@ -33,18 +33,18 @@ from tasker.lifecycle import Receipt, ReceiptDecision
 from tasker.manager.holding import Held, Holdings, Phase
 from tasker.manager.inbox import Inbox
 from tasker.manager.recorder import Recorder
+from tasker.manager.upkeep import TICK, Upkeep
 from tasker.manager.workhorse import Job, Outcome, kill_group
 from tasker.manager.workhorse_job import Horse
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
-from tasker.storage import Orphan, ResponseStore, Start
+from tasker.storage import ResponseStore, Start
 
 log = logging.getLogger(__name__)
 UNKNOWN = "no such task or endpoint in the database"
-TICK = 1.0  # seconds between looks at leases and orphans when nothing else happens
 
 
-class Manager:
+class Manager(Upkeep):
     """Serve one endpoint's queue of one task type until told to stop."""
 
     def __init__(
@@ -79,6 +79,7 @@ class Manager:
         self.recorder = Recorder(responses, endpoint, retry_delay, max_crashes)
         self._runnable: collections.deque[Held] = collections.deque()
         self._in_hand: tuple[Held, Job] | None = None
+        self._cancelling = False  # the run in hand is being stopped by a cancel
         self._next_tick = 0.0
         self._next_orphan_check = 0.0
 
@@ -226,7 +227,7 @@ class Manager:
                 self._end(held, prepared, Outcome.failed("cannot start the handler process: %s" % exc))
                 continue
             held.move(Phase.RUNNING)
-            self._in_hand = (held, prepared)
+            self._in_hand, self._cancelling = (held, prepared), False
             # A run delivered again is recorded running at once: should it take this manager
             # down as well, its next delivery knows it was running (manager.max_crashes).
             self.recorder.starts.add(Start(job.task_id, job.run, pgid), at_once=held.attempts > 1)
@@ -267,40 +268,6 @@ class Manager:
     def _idle(self) -> bool:
         """Whether no run is in hand or about to start: nothing to wait for before writing."""
         return self._in_hand is None and not self._runnable
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        if now < self._next_tick:
-            return
-        self._next_tick = now + TICK
-        for held in self.holdings.all():
-            delivery = held.renew_if_due(self.renew_after, now)
-            if delivery is not None:
-                log.info("renewing the delivery of task %s before the consumer timeout", held.message.identifier)
-                self.consumer.renew(delivery)
-        if now >= self._next_orphan_check and not self._stopping.is_set():
-            self._next_orphan_check = now + self.orphan_interval
-            args = (self.task_type, self.endpoint, self._started_at)
-            found = self.recorder.store("look for orphans", self.responses.orphans, *args, max_crashes=self.max_crashes)
-            for orphan in found or []:
-                self._bring_back(orphan)
-
-    def _bring_back(self, orphan: Orphan) -> None:
-        task = orphan.task
-        message = TaskMessage(task.id, task.identifier, task.type, task.endpoints, task.payload, orphan.run)
-        if self.holdings.get((task.id, orphan.run)) is not None:
-            return
-        held = Held(message, None)
-        held.attempts, held.leftover_pgid = orphan.attempts, orphan.pgid
-        self.holdings.add(held)
-        if orphan.errmsg is not None:
-            self._give_up(held, orphan.errmsg)
-            return
-        log.warning(
-            "task %s on %s: its message expired after it was received; running it again", task.identifier, self.endpoint
-        )
-        held.move(Phase.WAITING)
-        self._runnable.append(held)
 
     def _wait(self) -> None:
         now = time.monotonic()

@@ -182,6 +182,14 @@ class ResponseStore:
                 pgids[row.task_id] = row.pgid
         return rows, pgids
 
+    def cancelled(self, task_ids: list[int]) -> set[int]:
+        """Which of these tasks a cancel was requested for."""
+        if not task_ids:
+            return set()
+        with self.database.connection() as connection:
+            query = select(TASK.c.id).where(TASK.c.id.in_(task_ids), TASK.c.cancel_requested.is_not(None))
+            return set(connection.execute(query).scalars())
+
     def orphans(
         self,
         task_type: str,

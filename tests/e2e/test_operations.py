@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.helpers import queue_depth, unique, wait_for
@@ -116,3 +118,25 @@ def test_a_settled_task_that_was_never_cancelled_cannot_be_cancelled(operated, t
     settled(api, identifier)
     late = api.request("POST", "/flaky/%s/cancel" % identifier)
     assert late.status == 409 and "never cancelled" in late.json["error"]["message"], late
+
+
+def test_a_cancel_stops_a_running_handler_within_its_grace_and_skips_the_endpoint_waiting(operated, tmp_path):
+    """ops-a runs a handler that would take a minute; ops-b waits behind another task."""
+    api, identifier, blocker = operated, unique("cancel-running"), unique("blocker")
+    slow = {"dir": str(tmp_path), "seconds": 60}
+    assert api.post("flaky", {"identifier": blocker, "payload": slow, "endpoints": ["ops-b"]}).status == 201
+    body = {"identifier": identifier, "payload": slow, "endpoints": ["ops-a", "ops-b"]}
+    assert api.post("flaky", body).status == 201
+    api.wait_state("flaky", identifier, "ops-a", ("running",))
+    api.wait_state("flaky", identifier, "ops-b", ("received",))
+    asked = time.monotonic()
+    assert api.request("POST", "/flaky/%s/cancel" % identifier).status == 202
+    task = api.wait_status("flaky", identifier, ("CANCELLED",), timeout=10)
+    stopped_after = time.monotonic() - asked
+    found = responses(api, identifier)
+    assert (found["ops-a"]["state"], found["ops-a"]["errmsg"]) == ("cancelled", "cancelled"), found["ops-a"]
+    assert found["ops-b"]["state"] == "skipped"
+    assert stopped_after < 1 + 1 + 2, "manager.cancel_grace (1 s) plus a tick, plus 2 s at most"
+    assert task["task"]["settled"] is True
+    assert api.request("POST", "/flaky/%s/cancel" % blocker).status == 202
+    api.wait_status("flaky", blocker, ("CANCELLED",), timeout=10)
