@@ -1,7 +1,8 @@
 """What a handler module sees, `Task` and `TaskResponse`, and how its answer is checked.
 
 A handler module defines `handle_task(task, taskResponse)`; the work horse's child process
-calls it (see `tasker.manager.workhorse_child`) and checks what it answered here: errnr a
+calls it (see `tasker.manager.workhorse_child`, where `task.cancelled()` and
+`taskResponse.progress()` come alive) and checks what it answered here: errnr a
 32-bit int, a JSON payload, an errmsg of bounded length. A failure becomes errnr 1.
 """
 
@@ -27,6 +28,11 @@ class Task:
     payload: Any
     endpoints: list[str]
     settings: dict[str, Any]
+
+    def cancelled(self) -> bool:
+        """Whether this run was cancelled: a handler that checks it in its loop can stop cleanly,
+        and should, soon (it is stopped after `manager.cancel_grace` seconds). Cheap to call."""
+        return False
 
 
 @dataclasses.dataclass

@@ -11,12 +11,18 @@ Two ways to drive it, from one thread:
 - `begin(job)` starts a run and returns its process group; then wait until `fileno()` is
   readable or the monotonic time `next_check()` has come, and call `collect()`, which never
   blocks, until it returns the `Outcome`.
-`cancel()` may be called from any thread.
+`cancel()`, `output_so_far()` and `take_output()` may be called from any thread.
+
+What a run writes to stdout and stderr (its subprocesses too) and logs is its output:
+`Outcome.output`, kept in full up to `max_output` bytes, else its start and end around a
+marker. While it runs, `output_so_far()` shows its tail, and `take_output()` hands out what is
+sure to be kept, to be stored as it comes; after it, the rest.
 
 Each child leads its own session and process group: the manager's SIGTERM (supervisorctl
-stop) does not reach it, so the run in hand finishes. A timeout or `cancel()` sends SIGTERM to
-the group, then SIGKILL `grace` seconds later (or as soon as the child has exited, for what it
-left behind). The child dies with its manager (PR_SET_PDEATHSIG); what it left behind is
+stop) does not reach it, so the run in hand finishes. `cancel()` first tells the handler
+(`task.cancelled()`); a timeout, or a cancelled run still going after its grace, gets SIGTERM
+to the group, then SIGKILL `grace` seconds later (or as soon as the child has exited, for what
+it left behind). The child dies with its manager (PR_SET_PDEATHSIG); what it left behind is
 ended by the next manager with `kill_group()`, given the group id `begin()` returned.
 PR_SET_PDEATHSIG follows the thread that started the child, not the process: drive the work
 horse from a thread that lives as long as it does.
@@ -33,15 +39,18 @@ import threading
 import time
 from typing import Any, Callable
 
-from tasker.errors import ConfigError, HandlerModuleError, WorkHorseError
-from tasker.manager.workhorse_job import Job, Outcome, RunState
+from tasker.errors import ConfigError, WorkHorseError
+from tasker.manager.workhorse_job import Job, Outcome, RunOutput, RunState
+from tasker.manager.workhorse_output import OutputKeeper
 from tasker.manager.workhorse_process import Child, ProtocolError, describe_exit, kill_group
 from tasker.manager.workhorse_run import Run
 
-__all__ = ["Job", "Outcome", "RunState", "WorkHorse", "kill_group"]
+__all__ = ["Job", "Outcome", "RunOutput", "RunState", "WorkHorse", "kill_group"]
 log = logging.getLogger(__name__)
 DEFAULT_GRACE = 10.0
 DEFAULT_MAX_RESULT = 4 * 2**20
+DEFAULT_MAX_OUTPUT = 16 * 2**20
+OUTPUT_PIECE = 2**20
 _JOB_FIELDS = [field.name for field in dataclasses.fields(Job) if field.name != "timeout"]
 _STARTING = object()  # in place of the run in hand while begin() starts it
 
@@ -56,23 +65,29 @@ class WorkHorse:
         *,
         grace: float = DEFAULT_GRACE,
         max_result: int = DEFAULT_MAX_RESULT,
+        max_output: int = DEFAULT_MAX_OUTPUT,
         fresh: bool = False,
         on_start: Callable[[int], None] | None = None,
         on_progress: Callable[[float, str | None], None] | None = None,
     ) -> None:
-        """`settings`: the type's handler_settings (JSON data); `grace`: seconds from SIGTERM to SIGKILL;
-        `max_result`: the largest result payload, in bytes of JSON; `fresh`: a new child per run;
-        `on_start(pgid)`: called as each run starts, with the child's process group, before the
-        handler can start; `on_progress(percent, message)`: the handler reports progress.
+        """`settings`: the type's handler_settings (JSON data); `grace`: seconds from a cancel to
+        SIGTERM, and from SIGTERM to SIGKILL; `max_result`: the largest result payload, in bytes of
+        JSON; `max_output`: the bytes of a run's output kept in full (beyond them, half from its
+        start, half from its end); `fresh`: a new child per run; `on_start(pgid)`: called as each
+        run starts, with the child's process group, before the handler can start;
+        `on_progress(percent, message)`: the handler reports progress.
         """
         try:
             json.dumps(settings, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ConfigError("the handler settings of %s are not JSON data: %s" % (module_name, exc)) from exc
+        if max_output < 0:
+            raise ConfigError("max_output must not be negative")
         self.module_name = module_name
         self.settings = settings
         self.grace = grace
         self.max_result = max_result
+        self.max_output = max_output
         self.fresh = fresh
         self.on_start = on_start
         self.on_progress = on_progress
@@ -85,6 +100,7 @@ class WorkHorse:
         self._epoll.register(self._wake_r, select.EPOLLIN)
         self._child: Child | None = None
         self._run: Run | object | None = None  # the run in hand, or _STARTING
+        self._output: OutputKeeper | None = None  # of the run in hand, or of the last one
         self._performing = False  # a perform() is under way (it ends the child if closed meanwhile)
         self._closed = False
         self._seq = 0
@@ -100,31 +116,16 @@ class WorkHorse:
         if self._child is not None and self._child.alive():
             return
         child = self._ready_child()
-        deadline = time.monotonic() + timeout
         try:
-            while True:
-                self._epoll.poll(max(0.0, deadline - time.monotonic()))
-                _drain(self._wake_r)
-                exited = child.exited()
-                for message in child.receive():
-                    if message["op"] == "ready":
-                        return
-                    if message["op"] == "error":
-                        raise HandlerModuleError(str(message.get("errmsg")))
-                if exited:
-                    why = describe_exit(self._bury(child))
-                    raise WorkHorseError("cannot start the handler process of %s: %s" % (self.module_name, why))
-                if time.monotonic() >= deadline:
-                    raise WorkHorseError("handler process of %s not ready after %g s" % (self.module_name, timeout))
+            child.wait_ready(timeout)
         except ProtocolError as exc:
             self._bury(child)
             raise WorkHorseError("handler process of %s broke the protocol: %s" % (self.module_name, exc)) from exc
-        except (HandlerModuleError, WorkHorseError):
+        except BaseException:
             self._bury(child)
             raise
-        finally:
-            if self.fresh:
-                self._bury(child)
+        if self.fresh:
+            self._bury(child)
 
     def perform(self, job: Job) -> Outcome:
         """Run the handler for `job` in the child and return how the run ended; blocks till then.
@@ -176,9 +177,35 @@ class WorkHorse:
                 self._run = None
         return outcome
 
-    def cancel(self) -> bool:
-        """Stop the run in hand as cancelled (from any thread); False if there is none to stop."""
-        return self._stop(Outcome.failed("cancelled", RunState.CANCELLED), kill=False)
+    def cancel(self, grace: float | None = None) -> bool:
+        """Cancel the run in hand (from any thread): the handler's `task.cancelled()` becomes true
+        now; still running `grace` seconds later (default: the horse's), it is stopped like at a
+        timeout, and ends `cancelled`. A handler that returns by itself ends `succeeded` if it
+        succeeded, else `cancelled` with its errmsg. False if there is no run in hand (or it is
+        being started), or it is being cancelled or stopped already."""
+        with self._lock:
+            run = self._run
+            if not isinstance(run, Run):
+                return False
+            first = run.request_cancel(self.grace if grace is None else grace)
+            self._wake()
+        return first
+
+    def output_so_far(self) -> RunOutput | None:
+        """The run in hand's output so far (from any thread, cheaply): its last 2,000 characters
+        and its size in bytes; None if there is no run in hand."""
+        with self._lock:
+            run = self._run
+        return run.output.so_far() if isinstance(run, Run) else None
+
+    def take_output(self, limit: int = OUTPUT_PIECE) -> str:
+        """The next piece of the output, at most `limit` bytes of UTF-8 (from any thread); "" if
+        there is none now. While the run goes on, what is sure to be kept (its first
+        `max_output / 2` bytes); once it ended, until the next `begin()`, the rest: the pieces,
+        in order, are `Outcome.output.text`."""
+        with self._lock:
+            output = self._output
+        return "" if output is None else output.take(limit)
 
     def close(self, kill: bool = False) -> None:
         """End the child, and accept no more runs: an idle child exits cleanly; a run in hand
@@ -189,7 +216,7 @@ class WorkHorse:
             run, performing = self._run, self._performing
         if run is not None and performing:  # the perform() under way ends the child
             if kill:
-                self._stop(Outcome.failed("killed: the work horse is closing", RunState.CANCELLED), kill=True)
+                self._kill(Outcome.failed("killed: the work horse is closing", RunState.CANCELLED))
             return
         if isinstance(run, Run):
             if not kill:
@@ -208,13 +235,14 @@ class WorkHorse:
                 raise WorkHorseError("the work horse of %s is closed" % self.module_name)
             if self._run is not None:
                 raise WorkHorseError("the work horse of %s has a run in hand already" % self.module_name)
-            self._run = _STARTING
+            self._run, self._output = _STARTING, None
             self._performing = performing
         child = None
         try:
             child = self._ready_child()
             self._seq += 1
-            run = Run(job, child, self._seq, self.grace, self._lock, self.on_progress)
+            output = OutputKeeper(self.max_output)
+            run = Run(job, child, self._seq, self.grace, self._lock, self.on_progress, output)
             if self.on_start is not None:
                 self.on_start(child.pgid)
             child.send(self._message(job, run.seq))
@@ -226,27 +254,27 @@ class WorkHorse:
                 self._performing = False
             raise
         with self._lock:
-            self._run = run
+            self._run, self._output = run, output
         return child.pgid
 
     def _message(self, job: Job, seq: int) -> dict[str, Any]:
         fields = {name: getattr(job, name) for name in _JOB_FIELDS}
         return {"op": "run", "seq": seq, **fields, "settings": self.settings}
 
-    def _stop(self, outcome: Outcome, kill: bool) -> bool:
-        """Have the run in hand stopped, with SIGKILL at once if `kill`; the first outcome given
-        wins. False if there is no run in hand, or it is being stopped already."""
+    def _kill(self, outcome: Outcome) -> None:
+        """Have the run in hand, if any, stopped with SIGKILL at once (as `outcome` if it is the first stop)."""
         with self._lock:
-            run = self._run
-            if not isinstance(run, Run):
-                return False
-            first = run.request_stop(outcome, kill)
-            if (first or kill) and self._wake_w >= 0:
-                try:
-                    os.write(self._wake_w, b"x")  # makes fileno() readable: the driver acts
-                except BlockingIOError:
-                    pass  # full: a wake-up is pending anyway
-        return first
+            if isinstance(self._run, Run):
+                self._run.request_stop(outcome, kill=True)
+                self._wake()
+
+    def _wake(self) -> None:
+        """Make `fileno()` readable, so that the driver acts; the caller holds the lock."""
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:
+                pass  # full: a wake-up is pending anyway
 
     # The child --------------------------------------------------------------------------------
 

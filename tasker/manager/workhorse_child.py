@@ -10,15 +10,19 @@ It leads its own session and process group (the manager starts it so), dies with
 the name from the configuration; no message decides what is imported), then serves runs until
 its manager closes the socket (or after one run, with `--once`).
 
-The protocol: one JSON object a line, over the Unix socket on fd FD (never stdout/stderr,
-which stay the handler's: inherited from the manager).
+The protocol: one JSON object a line, over the Unix socket on fd FD (never stdout/stderr).
   manager -> child  {"op": "run", "seq", "task_id", "identifier", "type", "payload", "endpoints",
-                     "endpoint", "run", "attempts", "settings"}
+                     "endpoint", "run", "attempts", "settings"};
+                    {"op": "cancel", "seq"}: `task.cancelled()` of that run becomes true.
   child -> manager  {"op": "ready"} once the module is imported, or {"op": "error", "errmsg"} and exit;
                     {"op": "progress", "seq", "percent", "message"} from `taskResponse.progress()`;
+                    {"op": "output", "seq", "data"}: text the run wrote or logged (see
+                    `tasker.manager.workhorse_capture`), all of it before the result;
                     {"op": "result", "seq", "errnr", "errmsg", "traceback", "payload"}: the run's end.
-The result is checked here by `tasker.manager.handler_api.checked`, and its payload's JSON
-must fit in `--max-result` bytes.
+A thread reads the manager's messages, so that a cancel arrives while the handler runs. The
+result is checked here by `tasker.manager.handler_api.checked`, and its payload's JSON must fit
+in `--max-result` bytes. Outside runs, stdout and stderr are the manager's; the root logger's
+level is INFO unless the handler module sets another.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ import argparse
 import ctypes
 import dataclasses
 import importlib
+import io
 import json
+import logging
 import os
+import queue
 import signal
 import socket
 import sys
@@ -36,9 +43,10 @@ import threading
 import time
 import traceback
 from types import ModuleType
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 from tasker.manager.handler_api import Task, TaskResponse, checked, failed, shorten
+from tasker.manager.workhorse_capture import Capture, flush_stdio
 
 PR_SET_PDEATHSIG = 1
 PROGRESS_INTERVAL = 0.5
@@ -52,17 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_SETMASK, ())  # an exec keeps the mask and ignored signals
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     channel = _Channel(socket.socket(fileno=args.fd))
+    logging.getLogger().setLevel(logging.INFO)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # printed lines reach the output as they are printed
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         module = _load(args.module)
     except Exception as exc:
         channel.send({"op": "error", "errmsg": str(exc)})
         return 2
     channel.send({"op": "ready"})
-    for line in channel.lines():
-        message = json.loads(line)
-        if message.get("op") != "run":
-            raise ValueError("unknown message from the manager: %r" % message.get("op"))
-        channel.send_text(_run(module, message, channel, args.max_result))
+    capture = Capture()
+    for message, cancel in _Requests(channel):
+        channel.send_text(_run(module, message, cancel, channel, capture, args.max_result))
         if args.once:
             break
     return 0
@@ -117,11 +126,55 @@ class _Channel:
             self._sock.sendall(data)
 
 
+class _Requests:
+    """The manager's messages, read by a thread of their own: runs are handed out one at a time
+    (iterate), and a cancel sets the flag of its run at once, while the handler runs."""
+
+    def __init__(self, channel: _Channel) -> None:
+        self._queue: queue.SimpleQueue[tuple[dict[str, Any], threading.Event] | BaseException | None]
+        self._queue = queue.SimpleQueue()
+        self._current: tuple[int | None, threading.Event] = (None, threading.Event())
+        threading.Thread(target=self._read, args=(channel,), name="manager-reader", daemon=True).start()
+
+    def __iter__(self) -> Iterator[tuple[dict[str, Any], threading.Event]]:
+        """Each run message with its cancel flag, until the manager closes the socket."""
+        while (request := self._queue.get()) is not None:
+            if isinstance(request, BaseException):
+                raise request
+            yield request
+
+    def _read(self, channel: _Channel) -> None:
+        try:
+            for line in channel.lines():
+                self._take(json.loads(line))
+        except BaseException as exc:
+            self._queue.put(exc)
+        else:
+            self._queue.put(None)
+
+    def _take(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "run":
+            self._current = (message["seq"], threading.Event())
+            self._queue.put((message, self._current[1]))
+        elif op == "cancel":
+            seq, flag = self._current
+            if message.get("seq") == seq:  # else: a run that has ended already
+                flag.set()
+        else:
+            raise ValueError("unknown message from the manager: %r" % op)
+
+
 @dataclasses.dataclass
 class RunTask(Task):
-    """The task as `handle_task` sees it in a work horse: `Task` and the run number."""
+    """The task as `handle_task` sees it in a work horse: `Task`, the run number, the cancel flag."""
 
     run: int = 1
+    _cancel: threading.Event = dataclasses.field(default_factory=threading.Event, init=False, repr=False, compare=False)
+
+    def cancelled(self) -> bool:
+        """Whether this run was cancelled: the handler should stop soon, cleanly (cheap to call often)."""
+        return self._cancel.is_set()
 
 
 @dataclasses.dataclass
@@ -153,13 +206,22 @@ class _Progress:
         self.channel.send({"op": "progress", "seq": self.seq, "percent": percent, "message": text})
 
 
-def _run(module: ModuleType, job: dict[str, Any], channel: _Channel, max_result: int) -> str:
-    """Run `handle_task` once; the result line, already JSON."""
+def _run(
+    module: ModuleType,
+    job: dict[str, Any],
+    cancel: threading.Event,
+    channel: _Channel,
+    capture: Capture,
+    max_result: int,
+) -> str:
+    """Run `handle_task` once, its output captured; the result line, already JSON."""
     task = RunTask(
         job["task_id"], job["identifier"], job["type"], job["payload"], job["endpoints"], job["settings"], job["run"]
     )
+    task._cancel = cancel
     response = RunResponse(job["task_id"], job["endpoint"], job["attempts"], run=job["run"])
     response._report = _Progress(channel, job["seq"])
+    capture.start(lambda text: channel.send({"op": "output", "seq": job["seq"], "data": text}))
     trace = None
     try:
         result = module.handle_task(task, response)
@@ -172,7 +234,7 @@ def _run(module: ModuleType, job: dict[str, Any], channel: _Channel, max_result:
         except BaseException as exc:  # an answer so odd that checking it raises
             response = failed(response, "cannot check the handler's answer: %s" % _describe(exc))
     finally:
-        _flush_stdio()
+        capture.finish()
     try:
         payload = json.dumps(response.payload, allow_nan=False)
     except BaseException as exc:  # changed by a thread of the handler after the check
@@ -212,20 +274,11 @@ def _shorten_traceback(exc: BaseException) -> str:
     return text if len(text) <= MAX_TRACEBACK else "...\n" + text[-MAX_TRACEBACK:]
 
 
-def _flush_stdio() -> None:
-    """What the handler printed goes out before its result (and before a SIGKILL may come)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-
-
 if __name__ == "__main__":
     try:
         status = main()
     except BaseException:
         traceback.print_exc()
         status = 1
-    _flush_stdio()
+    flush_stdio()
     os._exit(status)  # no waiting for threads a handler left behind

@@ -1,4 +1,5 @@
-"""What a work horse is given to run (`Job`) and what it answers (`Outcome`, in a `RunState`)."""
+"""What a work horse is given to run (`Job`) and what it answers (`Outcome`, in a `RunState`, with
+the run's `RunOutput`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,19 @@ class Job:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunOutput:
+    """What a run wrote to stdout and stderr and logged: `text` as kept, `size` in bytes of UTF-8
+    as written (what was left out included), `truncated` when something was left out."""
+
+    text: str = ""
+    size: int = 0
+    truncated: bool = False
+
+
+NO_OUTPUT = RunOutput()
+
+
+@dataclasses.dataclass(frozen=True)
 class Outcome:
     """How a run ended: `state` follows `errnr` (0: succeeded) unless it timed out or was cancelled."""
 
@@ -42,6 +56,7 @@ class Outcome:
     errnr: int
     errmsg: str | None
     payload: Any = None
+    output: RunOutput = NO_OUTPUT
 
     @classmethod
     def failed(cls, errmsg: str, state: RunState = RunState.FAILED) -> Outcome:
@@ -52,7 +67,10 @@ class Horse(Protocol):
     """What the manager needs of a work horse: one run at a time, driven without blocking.
 
     `begin` starts a run and returns its process group; `collect` (called when `fileno()` is
-    readable or `next_check()` has passed) returns its Outcome once it ended, else None."""
+    readable or `next_check()` has passed) returns its Outcome once it ended, else None.
+    `cancel` asks the run in hand to stop (the handler sees `task.cancelled()`), stopping it
+    after `grace` seconds; `output_so_far` shows the output's tail while the run goes on;
+    `take_output` hands out the kept output piece by piece, to be stored as it comes."""
 
     pgid: int | None
 
@@ -64,6 +82,10 @@ class Horse(Protocol):
 
     def collect(self) -> Outcome | None: ...
 
-    def cancel(self) -> bool: ...
+    def cancel(self, grace: float | None = None) -> bool: ...
+
+    def output_so_far(self) -> RunOutput | None: ...
+
+    def take_output(self, limit: int = ...) -> str: ...
 
     def close(self, kill: bool = False) -> None: ...

@@ -9,13 +9,10 @@ session and process group, so its group id is its pid. The manager holds:
   zombie until `finish()`, so its pid, hence its group id, cannot be reused while the
   manager still signals the group.
 
-The child's stdin is /dev/null; its stdout and stderr are the manager's. To capture them per
-run later: for `fresh` children, pass `stdout`/`stderr` (a file or pipe) to `subprocess.Popen`
-in `Child.__init__`. For a persistent child, have the run message name a per-run file that the
-child opens, or pass an open descriptor with the run message (`socket.send_fds`: SCM_RIGHTS
-works on this socket pair; the child then reads with `socket.recv_fds`); around `handle_task`
-the child flushes `sys.stdout`/`sys.stderr`, `os.dup2`s the file onto fds 1 and 2, and after the
-run flushes again and `os.dup2`s saved copies of the originals back.
+The child's stdin is /dev/null; its stdout and stderr are the manager's, except during a run:
+then the child captures them and sends them as output messages on the socket. However much a
+run writes, `receive()` takes about READ_SIZE bytes a call, so a driver that calls it whenever
+the socket is readable is never held up for long.
 """
 
 from __future__ import annotations
@@ -27,10 +24,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 from tasker import jsontext
-from tasker.errors import WorkHorseError
+from tasker.errors import HandlerModuleError, WorkHorseError
 
 CHILD_MODULE = "tasker.manager.workhorse_child"
 MESSAGE_SLACK = 2**20  # room in a result message besides its payload: errmsg, traceback
@@ -60,6 +58,7 @@ class Child:
             raise WorkHorseError("cannot start a handler process for %s: %s" % (module_name, exc)) from exc
         finally:
             theirs.close()
+        self.module_name = module_name
         self.pid = self.pgid = self.proc.pid
         try:
             self.pidfd = os.pidfd_open(self.pid)
@@ -85,6 +84,32 @@ class Child:
         self._out += jsontext.dumps(message).encode("utf-8") + b"\n"
         self.flush()
 
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the child has imported its module. Raises HandlerModuleError if it cannot,
+        WorkHorseError if the child exits or is not ready within `timeout`, ProtocolError."""
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.pidfd, select.POLLIN)
+        poller.register(self.sock, select.POLLIN)
+        watching_sock = True
+        while True:
+            exited = self.exited()
+            for message in self.receive(everything=exited):
+                if message["op"] == "ready":
+                    return
+                if message["op"] == "error":
+                    raise HandlerModuleError(str(message.get("errmsg")))
+            if exited:
+                why = describe_exit(self.finish())
+                raise WorkHorseError("cannot start the handler process of %s: %s" % (self.module_name, why))
+            if self._eof and watching_sock:
+                poller.unregister(self.sock)  # closed: only the exit can come
+                watching_sock = False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkHorseError("handler process of %s not ready after %g s" % (self.module_name, timeout))
+            poller.poll(left * 1000)
+
     def exited(self, timeout: float = 0.0) -> bool:
         """Whether the child has exited, waiting up to `timeout` seconds (it is not reaped: see `finish()`)."""
         if self.returncode is not None:
@@ -97,9 +122,12 @@ class Child:
         """Whether the child is running still."""
         return not self.exited()
 
-    def receive(self) -> list[dict[str, Any]]:
-        """The whole messages that have arrived; raises ProtocolError for a line that is not one."""
-        while not self._eof:
+    def receive(self, everything: bool = False) -> list[dict[str, Any]]:
+        """The whole messages that have arrived, from about READ_SIZE bytes, or from all there is if
+        `everything` (a child that exited sends no more); raises ProtocolError for a line that is
+        not a message."""
+        received = 0
+        while not self._eof and (everything or received < READ_SIZE):
             try:
                 data = self.sock.recv(READ_SIZE)
             except BlockingIOError:
@@ -111,6 +139,7 @@ class Child:
                 self._epoll.unregister(self.sock.fileno())
                 break
             self._in += data
+            received += len(data)
             if len(self._in) > self.limit and b"\n" not in data:
                 break  # a line too long, unless an earlier part ends: judged below
         *lines, rest = bytes(self._in).split(b"\n")

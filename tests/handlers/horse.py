@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -84,6 +85,67 @@ def _print(task, response):
     response.payload = "printed"
 
 
+def _mixed(task, response):
+    """Write every way a handler can: print, stderr, a subprocess, logging (DEBUG is below INFO)."""
+    print("one")
+    print("two", file=sys.stderr)
+    subprocess.run(["echo", "three"], check=True)
+    logging.getLogger("horse").info("four")
+    logging.getLogger("horse").debug("not shown")
+    os.write(2, b"five\n")
+    response.payload = "printed"
+
+
+def flood_block(number: int, size: int) -> str:
+    """Block `number` of the "flood" action: lines of its number, `size` characters in all."""
+    return ("%09d\n" % number) * (size // 10)
+
+
+def _flood(task, response):
+    for number in range(task.payload["blocks"]):
+        print(flood_block(number, task.payload["block"]), end="")
+    response.payload = "flooded"
+
+
+FAKE_RESULT = '{"op": "result", "seq": %d, "errnr": 5, "errmsg": "fake", "traceback": null, "payload": "fake"}'
+
+
+def _fake_messages(task, response):
+    for seq in range(5):
+        print(FAKE_RESULT % seq)
+        print(FAKE_RESULT % seq, file=sys.stderr)
+    response.payload = "real"
+
+
+def _cooperative(task, response):
+    """Wait until cancelled, then stop cleanly: succeed or fail as the payload says."""
+    print("waiting")
+    response.progress(1, "waiting")
+    while not task.cancelled():
+        time.sleep(0.005)
+    print("stopping")
+    if task.payload.get("then") == "succeed":
+        response.payload = "finished"
+    else:
+        response.errnr, response.errmsg = 5, "stopped early"
+
+
+def _stubborn(task, response):
+    """Start a grandchild, then go on whatever cancelled() says."""
+    child = subprocess.Popen(["sleep", "1000"])
+    _write_pid(task, child.pid)
+    print("stubborn")
+    response.progress(1, "ignoring cancel")
+    while True:
+        time.sleep(0.01)
+
+
+def _daemon(task, response):
+    """Start a process that outlives the run with our stdout, and writes to it later."""
+    script = "echo early; sleep %s; echo late && touch %s" % (task.payload["seconds"], task.payload["done"])
+    subprocess.Popen(["sh", "-c", script])
+
+
 def _raising(make):
     def handle(task, response):
         raise make(response)
@@ -116,6 +178,13 @@ ACTIONS = {
     "grandchild": _grandchild,
     "deploy": _deploy,
     "print": _print,
+    "mixed": _mixed,
+    "flood": _flood,
+    "fake_messages": _fake_messages,
+    "cooperative": _cooperative,
+    "stubborn": _stubborn,
+    "daemon": _daemon,
+    "cancelled_flag": lambda task, response: setattr(response, "payload", task.cancelled()),
     "not_json": _set("payload", {"a set": {1, 2}}),
     "nan": _set("payload", float("nan")),
     "big_errnr": _set("errnr", 2**40),

@@ -6,7 +6,7 @@ import os
 import threading
 from typing import Callable
 
-from tasker.manager.workhorse import Job, Outcome, RunState
+from tasker.manager.workhorse import Job, Outcome, RunOutput, RunState
 
 
 def succeed(job: Job) -> Outcome:
@@ -59,8 +59,14 @@ class StubHorse:
             self.pgid = None
         return outcome
 
-    def cancel(self) -> None:
-        pass
+    def cancel(self, grace: float | None = None) -> bool:
+        return False
+
+    def output_so_far(self) -> RunOutput | None:
+        return None
+
+    def take_output(self, limit: int = 2**20) -> str:
+        return ""
 
     def close(self, kill: bool = False) -> None:
         self.closed = True

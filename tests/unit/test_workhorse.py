@@ -9,6 +9,8 @@ import dataclasses
 import json
 import logging
 import os
+import re
+import resource
 import select
 import socket
 import subprocess
@@ -19,7 +21,9 @@ import time
 import pytest
 
 from tasker.errors import HandlerModuleError, WorkHorseError
-from tasker.manager.workhorse import Job, Outcome, RunState, WorkHorse, kill_group
+from tasker.manager.workhorse import Job, Outcome, RunOutput, RunState, WorkHorse, kill_group
+from tasker.manager.workhorse_output import OutputKeeper
+from tests.handlers.horse import FAKE_RESULT, flood_block
 from tests.helpers import ROOT, wait_for
 
 HANDLER = "tests.handlers.horse"
@@ -31,16 +35,21 @@ def job(do: str, timeout: float | None = None, **payload) -> Job:
 
 
 def gone(pid: int) -> bool:
-    """Whether a process has ended (a zombie waiting for its parent counts as ended)."""
+    """Whether a process has ended, all its threads (a zombie waiting for its parent counts as ended)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        threads = os.listdir("/proc/%d/task" % pid)
+    except (ProcessLookupError, FileNotFoundError):
         return True
+    return threads == [str(pid)] and _state(pid) in ("Z", None)
+
+
+def _state(pid: int) -> str | None:
     try:
         with open("/proc/%d/stat" % pid) as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+            return stat.read().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
-        return True
+        return None
 
 
 def failed(errmsg: str) -> Outcome:
@@ -247,17 +256,21 @@ def test_a_grandchild_is_killed_with_the_group_on_timeout(horse, tmp_path):
     wait_for(lambda: gone(grandchild), timeout=5, interval=0.02, what="the grandchild to be killed")
 
 
-def test_cancel_from_another_thread_stops_the_run_as_cancelled(horse):
+def test_cancel_from_another_thread_stops_the_run_as_cancelled_after_the_grace(horse):
     progress = []
     running = threading.Event()
     horse.on_progress = lambda percent, message: (progress.append((percent, message)), running.set())
     cancelled = []
-    canceller = threading.Thread(target=lambda: running.wait(10) and cancelled.append(horse.cancel()))
+    canceller = threading.Thread(
+        target=lambda: running.wait(10) and cancelled.append((horse.cancel(), time.monotonic()))
+    )
     canceller.start()
     outcome = horse.perform(job("progress_loop"))
+    ended = time.monotonic()
     canceller.join()
     assert outcome == Outcome(RunState.CANCELLED, 1, "cancelled", None)
-    assert progress == [(10.0, "started")] and cancelled == [True]
+    assert progress == [(10.0, "started")] and cancelled[0][0] is True
+    assert GRACE <= ended - cancelled[0][1] < GRACE + 1  # the horse's grace, then SIGTERM
     assert horse.cancel() is False  # nothing in hand
 
 
@@ -290,7 +303,7 @@ def test_a_run_can_be_driven_from_a_select_loop(horse):
     assert drive(horse).state is RunState.TIMED_OUT
     assert horse.pgid is None and gone(pgid)
     horse.begin(job("loop"))
-    assert horse.cancel() is True
+    assert horse.cancel(grace=0) is True  # no grace: SIGTERM at once
     assert drive(horse) == Outcome(RunState.CANCELLED, 1, "cancelled", None)
 
 
@@ -331,12 +344,6 @@ def test_close_ends_an_idle_child(horse, started):
         horse.perform(job("return"))
 
 
-def test_the_handlers_stdout_and_stderr_are_the_managers(capfd, horse):
-    assert horse.perform(job("print")).payload == "printed"
-    captured = capfd.readouterr()
-    assert "to stdout from the handler" in captured.out and "to stderr from the handler" in captured.err
-
-
 def test_a_module_that_cannot_be_imported_is_refused_at_start_and_fails_runs(caplog):
     horse = WorkHorse("tests.handlers.no_such_horse", {})
     try:
@@ -363,7 +370,8 @@ def test_a_fresh_child_per_run_gives_the_same_outcomes():
         assert horse.perform(job("raise")) == failed("RuntimeError: disk full on console1")
         assert horse.perform(job("os_exit")) == failed("handler process exited with status 3")
         assert horse.perform(job("loop", timeout=0.5)).state is RunState.TIMED_OUT
-        assert len(set(started)) == 4 and all(gone(pgid) for pgid in started)
+        assert horse.perform(job("mixed")).output.text.startswith("one\ntwo\nthree\n")
+        assert len(set(started)) == 5 and all(gone(pgid) for pgid in started)
     finally:
         horse.close()
 
@@ -399,17 +407,46 @@ def spawn_child(manager_pid: int) -> tuple[subprocess.Popen, socket.socket]:
     return child, ours
 
 
+def run_message(seq: int, payload: dict) -> bytes:
+    run = {"op": "run", "seq": seq, "task_id": 1, "identifier": "t-1", "type": "horse", "endpoints": ["e"]}
+    run.update({"endpoint": "e", "run": 1, "attempts": 1, "settings": {}, "payload": payload})
+    return json.dumps(run).encode() + b"\n"
+
+
+def read_until(lines, op: str) -> list[dict]:
+    """The child's messages up to the first with `op`, that one included."""
+    messages = [json.loads(lines.readline())]
+    while messages[-1]["op"] != op:
+        messages.append(json.loads(lines.readline()))
+    return messages
+
+
 def test_messages_between_manager_and_child_are_lines_of_json():
     child, sock = spawn_child(os.getpid())
     with sock, sock.makefile("rb") as lines:
         assert json.loads(lines.readline()) == {"op": "ready"}
-        run = {"op": "run", "seq": 5, "task_id": 1, "identifier": "t-1", "type": "horse", "endpoints": ["e"]}
-        run.update(
-            {"endpoint": "e", "run": 1, "attempts": 1, "settings": {}, "payload": {"do": "return", "payload": [1]}}
-        )
-        sock.sendall(json.dumps(run).encode() + b"\n")
+        sock.sendall(run_message(5, {"do": "return", "payload": [1]}))
         result = {"op": "result", "seq": 5, "errnr": 0, "errmsg": None, "traceback": None, "payload": [1]}
         assert json.loads(lines.readline()) == result
+
+        sock.sendall(run_message(6, {"do": "print"}))
+        *output, result = read_until(lines, "result")
+        assert {message["op"] for message in output} == {"output"} and {m["seq"] for m in output + [result]} == {6}
+        assert (
+            "".join(message["data"] for message in output) == "to stdout from the handler\nto stderr from the handler\n"
+        )
+
+        sock.sendall(b'{"op": "cancel", "seq": 6}\n')  # of a run that has ended: ignored
+        sock.sendall(run_message(7, {"do": "cancelled_flag"}))
+        assert read_until(lines, "result")[-1]["payload"] is False
+
+        sock.sendall(run_message(8, {"do": "cooperative"}))
+        assert read_until(lines, "progress")[-1]["message"] == "waiting"
+        sock.sendall(b'{"op": "cancel", "seq": 8}\n')
+        *output, result = read_until(lines, "result")
+        assert "".join(message["data"] for message in output if message["op"] == "output").endswith("stopping\n")
+        assert (result["errnr"], result["errmsg"]) == (5, "stopped early")
+
         sock.shutdown(socket.SHUT_WR)  # the manager closing its end: the child exits
         assert child.wait(timeout=20) == 0
 
@@ -443,3 +480,166 @@ def test_kill_group_of_a_group_that_is_gone_is_false(horse):
     pgid = horse.perform(job("echo")).payload["pgid"]
     horse.close()
     assert kill_group(pgid) is False  # gone: nothing to kill, and no error
+
+
+# Output -------------------------------------------------------------------------------------------
+
+
+def flood(blocks: int, size: int) -> str:
+    """What the "flood" action writes."""
+    return "".join(flood_block(number, size) for number in range(blocks))
+
+
+def drive_until(horse: WorkHorse, condition, limit: float = 10.0) -> None:
+    """Collect the run in hand, as a manager's loop does, until `condition()` holds; the run goes on."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert horse.collect() is None, "the run ended"
+        assert time.monotonic() < deadline, "timed out waiting for %s" % condition
+        select.select([horse.fileno()], [], [], 0.05)
+
+
+def test_stdout_stderr_a_subprocess_and_logging_are_the_runs_output_in_order(horse, capfd):
+    outcome = horse.perform(job("mixed"))
+    assert outcome.payload == "printed"
+    one, two, three, four, five = outcome.output.text.splitlines()
+    assert (one, two, three, five) == ("one", "two", "three", "five")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO horse: four", four)  # DEBUG left out
+    assert outcome.output == RunOutput(outcome.output.text, len(outcome.output.text.encode()), False)
+    assert capfd.readouterr() == ("", "")  # none of it on the manager's own stdout and stderr
+    assert horse.perform(job("return", payload=1)).output == RunOutput()  # the next run starts afresh
+
+
+def test_output_over_max_output_keeps_its_start_and_end_around_a_marker():
+    horse = WorkHorse(HANDLER, {}, max_output=300)
+    try:
+        written = flood(10, 100)
+        kept = written[:150] + "\n[... 700 bytes of output left out ...]\n" + written[-150:]
+        assert horse.perform(job("flood", blocks=10, block=100)).output == RunOutput(kept, 1000, True)
+        assert horse.perform(job("flood", blocks=3, block=100)).output == RunOutput(flood(3, 100), 300, False)
+    finally:
+        horse.close()
+
+
+def test_a_50_mb_output_completes_and_only_max_output_of_it_is_kept():
+    horse = WorkHorse(HANDLER, {}, max_output=2**20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    try:
+        outcome = horse.perform(job("flood", blocks=50, block=1_000_000))
+    finally:
+        horse.close()
+    left_out = "\n[... %d bytes of output left out ...]\n" % (50_000_000 - 2**20)
+    kept = flood_block(0, 1_000_000)[: 2**19] + left_out + flood_block(49, 1_000_000)[-(2**19) :]
+    assert outcome.payload == "flooded" and outcome.output == RunOutput(kept, 50_000_000, True)
+    # Holding the output, or a good part of it, would have raised the peak by 50 MB at least.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 30 * 1024
+
+
+def test_output_can_be_watched_and_taken_while_the_run_goes_on_and_the_rest_after_it(horse):
+    assert horse.output_so_far() is None and horse.take_output() == ""
+    horse.begin(job("cooperative"))
+    drive_until(horse, lambda: horse.output_so_far().size > 0)
+    assert horse.output_so_far() == RunOutput("waiting\n", 8, False)
+    assert horse.take_output() == "waiting\n" and horse.take_output() == ""
+    horse.cancel()
+    outcome = drive(horse)
+    assert outcome.output == RunOutput("waiting\nstopping\n", 17, False)
+    assert horse.output_so_far() is None  # no run in hand
+    assert horse.take_output() == "stopping\n" and horse.take_output() == ""
+
+
+def test_the_pieces_taken_make_the_kept_text_and_are_cut_between_characters_only():
+    keeper = OutputKeeper(40)
+    written = ["ab\u20ac", "\U0001f600" * 5, "cd\n", "\u00e9" * 20, "end"]  # 71 bytes of UTF-8
+    pieces = []
+    for text in written:
+        keeper.add(text)
+        pieces.append(keeper.take(5))
+    assert keeper.so_far(4) == RunOutput("\u00e9end", 71, True)
+    kept = keeper.end()
+    while piece := keeper.take(5):
+        pieces.append(piece)
+    head, tail = "ab\u20ac" + "\U0001f600" * 3, "\u00e9" * 8 + "end"  # 17 and 19 bytes
+    assert kept == RunOutput(head + "\n[... 35 bytes of output left out ...]\n" + tail, 71, True)
+    assert "".join(pieces) == kept.text and all(len(piece.encode()) <= 5 for piece in pieces)
+
+
+def test_a_printed_line_that_looks_like_a_message_is_output_not_protocol(horse):
+    outcome = horse.perform(job("fake_messages"))
+    assert (outcome.state, outcome.payload) == (RunState.SUCCEEDED, "real")
+    assert outcome.output.text == "".join((FAKE_RESULT % seq + "\n") * 2 for seq in range(5))
+
+
+def test_a_process_left_holding_the_output_delays_the_end_half_a_second_at_most(horse, tmp_path):
+    done = tmp_path / "done"
+    began = time.monotonic()
+    outcome = horse.perform(job("daemon", seconds=1.5, done=str(done)))
+    assert time.monotonic() - began < 1.2
+    assert outcome.output == RunOutput("early\n", 6, False)
+    # It writes "late" after the run: dropped, not a SIGPIPE (it goes on to create the file).
+    wait_for(done.exists, timeout=5, interval=0.02, what="the left process to write after the run")
+    assert horse.perform(job("return", payload=1)).output == RunOutput()
+
+
+# Cancel -------------------------------------------------------------------------------------------
+
+
+def test_cancel_with_no_run_in_hand_is_false(horse):
+    assert horse.cancel() is False
+    horse.perform(job("return"))
+    assert horse.cancel() is False
+
+
+@pytest.fixture
+def waiting(horse):
+    """Begin a run of `do` and drive it until the handler reported progress."""
+
+    def begin(do: str, **payload) -> None:
+        progress = []
+        horse.on_progress = lambda percent, message: progress.append(message)
+        horse.begin(job(do, **payload))
+        drive_until(horse, lambda: progress)
+
+    return begin
+
+
+def test_a_cooperative_handler_sees_cancelled_within_a_second_and_ends_cancelled(horse, waiting, started):
+    waiting("cooperative")
+    asked = time.monotonic()
+    assert horse.cancel(grace=60) is True and horse.cancel(grace=60) is False  # asked already
+    outcome = drive(horse)
+    assert time.monotonic() - asked < 1
+    output = RunOutput("waiting\nstopping\n", 17, False)
+    assert outcome == Outcome(RunState.CANCELLED, 1, "cancelled: stopped early", None, output)
+    assert horse.perform(job("cancelled_flag")).payload is False  # the next run, in the same child
+    assert len(set(started)) == 1
+
+
+def test_a_handler_that_succeeds_after_a_cancel_is_succeeded(horse, waiting, started):
+    waiting("cooperative", then="succeed")
+    assert horse.cancel(grace=60) is True
+    assert drive(horse, limit=1) == Outcome(
+        RunState.SUCCEEDED, 0, None, "finished", RunOutput("waiting\nstopping\n", 17)
+    )
+    assert horse.perform(job("cancelled_flag")).payload is False
+    assert len(set(started)) == 1
+
+
+def test_a_stubborn_handler_is_stopped_with_its_group_after_the_grace(horse, waiting, started, tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    waiting("stubborn", pidfile=str(pidfile))
+    asked = time.monotonic()
+    assert horse.cancel(grace=0.5) is True
+    output = RunOutput("stubborn\n", 9, False)  # what it wrote before it was killed
+    assert drive(horse) == Outcome(RunState.CANCELLED, 1, "cancelled", None, output)
+    assert 0.5 <= time.monotonic() - asked < 0.5 + GRACE + 1
+    grandchild = int(pidfile.read_text())
+    wait_for(lambda: gone(grandchild), timeout=5, interval=0.02, what="the grandchild to be killed")
+    assert horse.perform(job("return", payload=1)).payload == 1
+    assert started[1] != started[0]  # a new child
+
+
+def test_a_run_that_reaches_its_time_limit_after_a_cancel_is_cancelled(horse, waiting):
+    waiting("progress_loop", timeout=0.5)
+    assert horse.cancel(grace=60) is True
+    assert drive(horse) == Outcome(RunState.CANCELLED, 1, "cancelled", None)
