@@ -44,6 +44,7 @@ def main() -> int:
         dict(config.manager.handler_settings.get(args.tasktype, {})),
         grace=config.manager.cancel_grace,
         max_result=config.manager.max_result,
+        max_output=config.manager.max_output,
     )
     try:
         horse.start()

@@ -126,6 +126,8 @@ class ManagerConfig:
     cancel_grace: float = 10.0
     # Bytes of a handler's JSON result payload; a larger one is a failed run.
     max_result: int = 4 * 1024 * 1024
+    # Bytes of a run's output (stdout, stderr, logging) kept in full; beyond, its head and tail.
+    max_output: int = 16 * 1024 * 1024
     # Seconds between the manager's checks for runs whose message expired in the queue.
     orphan_check_interval: float = 30.0
     # Deliveries of one run that may end with its manager gone before the run is recorded failed.
