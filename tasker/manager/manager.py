@@ -42,6 +42,7 @@ from tasker.storage import ResponseStore, Start
 
 log = logging.getLogger(__name__)
 UNKNOWN = "no such task or endpoint in the database"
+OUTPUT_LOGGED = 2000  # characters of a run's output the manager's log shows
 
 
 class Manager(Upkeep):
@@ -253,6 +254,16 @@ class Manager(Upkeep):
             log.warning("task %s on %s: killed what its last run left running", job.identifier, self.endpoint)
 
     def _end(self, held: Held, job: Job, outcome: Outcome) -> None:
+        output = outcome.output
+        if output.size:
+            tail = output.text[-OUTPUT_LOGGED:]
+            log.info(
+                "task %s on %s wrote %d bytes of output; the last of it:\n%s",
+                job.identifier,
+                self.endpoint,
+                output.size,
+                tail.rstrip("\n"),
+            )
         held.move(Phase.PERFORMED)
         self.recorder.ended.add((held, job, outcome))
         self.hooks.notify("run_finished", job, outcome)
