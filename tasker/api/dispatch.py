@@ -156,7 +156,7 @@ class Dispatcher:
                 await self.storage(self.tasks.release, rest, claim.until)
                 return
             log.info(
-                "task %s (%s) run %d sent from the outbox: %s", task.identifier, task.type, outgoing.run, status.value
+                "task %s (%s) sent from the outbox (run %d): %s", task.identifier, task.type, outgoing.run, status.value
             )
 
     async def check_deadlines(self) -> None:
