@@ -72,44 +72,9 @@ class TaskRecord:
 
 
 @dataclasses.dataclass(frozen=True)
-class ResponseRecord:
-    """One endpoint's response to a task, as of its current run."""
-
-    id: int
-    task_id: int
-    endpoint: str
-    state: ResponseState
-    run: int
-    attempts: int
-    errnr: int
-    errmsg: str | None
-    payload: JsonText | None
-    start_time: dt.datetime
-    last_modified_time: dt.datetime
-    deadline: dt.datetime
-
-    def view(self) -> dict[str, Any]:
-        """The response as the API shows it: the seed's keys, then state, run and deadline."""
-        return {
-            "id": self.id,
-            "task_id": self.task_id,
-            "endpoint": self.endpoint,
-            "status": seed_status(self.state),
-            "errnr": self.errnr,
-            "errmsg": self.errmsg,
-            "payload": self.payload,
-            "attempts": self.attempts,
-            "start_time": format_time(self.start_time),
-            "last_modified_time": format_time(self.last_modified_time),
-            "state": self.state.value,
-            "run": self.run,
-            "deadline": format_time(self.deadline),
-        }
-
-
-@dataclasses.dataclass(frozen=True)
 class RunRecord:
-    """An earlier run of one endpoint's response, kept when a retry started the next."""
+    """One run of one endpoint's response: an earlier one kept by a retry, or (as a
+    ResponseRecord) the current one."""
 
     endpoint: str
     run: int
@@ -136,6 +101,37 @@ class RunRecord:
             "last_modified_time": format_time(self.last_modified_time),
             "deadline": format_time(self.deadline),
         }
+
+
+# A response's keys as the API shows them: the seed's, then state, run and deadline.
+RESPONSE_KEYS = (
+    "id",
+    "task_id",
+    "endpoint",
+    "status",
+    "errnr",
+    "errmsg",
+    "payload",
+    "attempts",
+    "start_time",
+    "last_modified_time",
+    "state",
+    "run",
+    "deadline",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResponseRecord(RunRecord):
+    """One endpoint's response to a task, as of its current run."""
+
+    id: int
+    task_id: int
+
+    def view(self) -> dict[str, Any]:
+        """The response as the API shows it: the seed's keys, then state, run and deadline."""
+        shown = dict(super().view(), id=self.id, task_id=self.task_id, endpoint=self.endpoint)
+        return {key: shown[key] for key in RESPONSE_KEYS}
 
 
 def task_read_view(

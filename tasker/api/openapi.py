@@ -221,13 +221,7 @@ def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
         "operationId": "read_%s" % task_type,
         "summary": "Read a %s task and every endpoint's response" % task_type,
         "parameters": [
-            {
-                "name": "identifier",
-                "in": "path",
-                "required": True,
-                "schema": _ref("Name"),
-                "example": NEW_TASK_EXAMPLE["identifier"],
-            },
+            _identifier_parameter(),
             {
                 "name": "runs",
                 "in": "query",

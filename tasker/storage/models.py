@@ -137,36 +137,28 @@ def task_record(row: Any) -> TaskRecord:
 
 def response_record(row: Any) -> ResponseRecord:
     """A task_response row as a record."""
-    return ResponseRecord(
-        id=row.id,
-        task_id=row.task_id,
-        endpoint=row.endpoint,
-        state=ResponseState(row.state),
-        run=row.run,
-        attempts=row.attempts,
-        errnr=row.errnr,
-        errmsg=row.errmsg,
-        payload=JsonText(row.payload) if row.payload is not None else None,
-        start_time=row.start_time,
-        last_modified_time=row.last_modified_time,
-        deadline=row.deadline,
-    )
+    return ResponseRecord(id=row.id, task_id=row.task_id, **_run_values(row))
 
 
 def run_record(row: Any) -> RunRecord:
     """A task_run row (an earlier run) as a record."""
-    return RunRecord(
-        endpoint=row.endpoint,
-        run=row.run,
-        state=ResponseState(row.state),
-        attempts=row.attempts,
-        errnr=row.errnr,
-        errmsg=row.errmsg,
-        payload=JsonText(row.payload) if row.payload is not None else None,
-        start_time=row.start_time,
-        last_modified_time=row.last_modified_time,
-        deadline=row.deadline,
-    )
+    return RunRecord(**_run_values(row))
+
+
+def _run_values(row: Any) -> dict[str, Any]:
+    """What a row of task_response or task_run says of its run."""
+    return {
+        "endpoint": row.endpoint,
+        "run": row.run,
+        "state": ResponseState(row.state),
+        "attempts": row.attempts,
+        "errnr": row.errnr,
+        "errmsg": row.errmsg,
+        "payload": JsonText(row.payload) if row.payload is not None else None,
+        "start_time": row.start_time,
+        "last_modified_time": row.last_modified_time,
+        "deadline": row.deadline,
+    }
 
 
 TASK = Task.__table__
