@@ -103,7 +103,7 @@ class RunRecord:
         }
 
 
-# A response's keys as the API shows them: the seed's, then state, run and deadline.
+# A response's keys as the API shows them: the seed's, then state, run, deadline and progress.
 RESPONSE_KEYS = (
     "id",
     "task_id",
@@ -118,6 +118,8 @@ RESPONSE_KEYS = (
     "state",
     "run",
     "deadline",
+    "progress",
+    "progress_message",
 )
 
 
@@ -127,10 +129,14 @@ class ResponseRecord(RunRecord):
 
     id: int
     task_id: int
+    # The latest progress its handler reported (percent, message); None before any.
+    progress: float | None = None
+    progress_message: str | None = None
 
     def view(self) -> dict[str, Any]:
-        """The response as the API shows it: the seed's keys, then state, run and deadline."""
+        """The response as the API shows it: the seed's keys, then state, run, deadline, progress."""
         shown = dict(super().view(), id=self.id, task_id=self.task_id, endpoint=self.endpoint)
+        shown.update(progress=self.progress, progress_message=self.progress_message)
         return {key: shown[key] for key in RESPONSE_KEYS}
 
 

@@ -122,6 +122,8 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
                 state={"type": "string", "enum": [state.value for state in ResponseState]},
                 run={"type": "integer", "minimum": 1},
                 deadline=_ref("Time"),
+                progress={"type": ["number", "null"], "minimum": 0, "maximum": 100},
+                progress_message={"type": ["string", "null"]},
             ),
             runs={"type": "array", "items": _ref("Run")},
         ),

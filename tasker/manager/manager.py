@@ -38,7 +38,7 @@ from tasker.manager.workhorse import Job, Outcome, kill_group
 from tasker.manager.workhorse_job import Horse
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
-from tasker.storage import ResponseStore, Start
+from tasker.storage import Progress, ResponseStore, Start
 
 log = logging.getLogger(__name__)
 UNKNOWN = "no such task or endpoint in the database"
@@ -78,6 +78,7 @@ class Manager(Upkeep):
         self._started_at = utcnow()
         # The steward's own state: nothing else reads it.
         self.recorder = Recorder(responses, endpoint, retry_delay, max_crashes)
+        horse.on_progress = self._on_progress
         self._runnable: collections.deque[Held] = collections.deque()
         self._in_hand: tuple[Held, Job] | None = None
         self._cancelling = False  # the run in hand is being stopped by a cancel
@@ -145,6 +146,7 @@ class Manager(Upkeep):
                 self._record_receipts()
                 self._start_next()
                 self._record_ended()
+                self.recorder.progress(time.monotonic())
                 self._tick()
                 self._wait()
         except Exception:  # a fault of tasker itself: stop, so the supervisor starts a new manager
@@ -275,6 +277,12 @@ class Manager(Upkeep):
             self.holdings.drop(held, finished=True)
             for delivery in held.release():
                 self.consumer.ack(delivery)
+
+    def _on_progress(self, percent: float, message: str | None) -> None:
+        """The handler in hand reported progress (called on the steward thread, by collect())."""
+        if self._in_hand is not None:
+            job = self._in_hand[1]
+            self.recorder.report_progress(Progress(job.task_id, job.run, percent, message))
 
     def _idle(self) -> bool:
         """Whether no run is in hand or about to start: nothing to wait for before writing."""

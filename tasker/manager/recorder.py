@@ -21,13 +21,15 @@ from tasker.manager.holding import Held
 from tasker.manager.pending import Pending
 from tasker.manager.workhorse import Job, Outcome
 from tasker.status import ResponseState
-from tasker.storage import Arrival, Finish, ResponseStore, Start
+from tasker.storage import Arrival, Finish, Progress, ResponseStore, Start
 
 log = logging.getLogger(__name__)
 BATCH = 200
 RECEIPT_LINGER = 0.005
 START_LINGER = 0.5
 OUTCOME_LINGER = 0.02
+# A run's progress is written at most this often: the latest report since the last write.
+PROGRESS_EVERY = 0.5
 
 Ended = tuple[Held, Job, Outcome]
 
@@ -45,6 +47,8 @@ class Recorder:
         self.arrived: Pending[Held] = Pending(BATCH, RECEIPT_LINGER)
         self.starts: Pending[Start] = Pending(BATCH, START_LINGER)
         self.ended: Pending[Ended] = Pending(BATCH, OUTCOME_LINGER)
+        self._progress: dict[tuple[int, int], Progress] = {}
+        self._progress_due: float | None = None
         self._retry_at = 0.0
         self._refused: StorageError | None = None  # why the database refused the last write for good
 
@@ -105,12 +109,29 @@ class Recorder:
             failed = [_finish(job, Outcome.failed(errmsg))]
             if self.store("record a failure", self.responses.record, [], failed, self.endpoint) is None:
                 return None
+        self._progress: dict[tuple[int, int], Progress] = {}
+        self._progress_due: float | None = None
         self._retry_at = 0.0
         return {}
+
+    def report_progress(self, report: Progress) -> None:
+        """Keep a run's latest progress, to be written within `PROGRESS_EVERY` seconds."""
+        self._progress[(report.task_id, report.run)] = report
+        if self._progress_due is None:
+            self._progress_due = time.monotonic() + PROGRESS_EVERY
+
+    def progress(self, now: float) -> None:
+        """Write the progress reports that are due (a failed write is dropped: newer ones come)."""
+        if self._progress_due is None or now < self._progress_due or now < self._retry_at:
+            return
+        reports, self._progress, self._progress_due = list(self._progress.values()), {}, None
+        self.store("record progress", self.responses.record_progress, reports, self.endpoint)
 
     def wake_at(self, idle: bool) -> float | None:
         """When something will be due to be written (`time.monotonic()`), or None."""
         times = [due for due in (p.due_at() for p in (self.arrived, self.starts, self.ended)) if due is not None]
+        if self._progress_due is not None:
+            times.append(self._progress_due)
         if self.ended and idle:
             times.append(0.0)
         return max(min(times), self._retry_at) if times else None

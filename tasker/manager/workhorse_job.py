@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from tasker.manager.handler_api import shorten
 from tasker.status import ErrNr
@@ -73,6 +73,8 @@ class Horse(Protocol):
     `take_output` hands out the kept output piece by piece, to be stored as it comes."""
 
     pgid: int | None
+    # Called with (percent, message) when the handler reports progress, from collect().
+    on_progress: Callable[[float, str | None], None] | None
 
     def begin(self, job: Job) -> int | None: ...
 

@@ -1,7 +1,7 @@
 """Storage: the only package that imports SQLAlchemy. Tasks, task-responses, registrations."""
 
 from tasker.storage.database import Database, open_database
-from tasker.storage.responses import Arrival, Finish, Orphan, ResponseStore, Start
+from tasker.storage.responses import Arrival, Finish, Orphan, Progress, ResponseStore, Start
 from tasker.storage.tasks import Created, Missed, NewTask, TaskStore
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "NewTask",
     "Orphan",
     "Finish",
+    "Progress",
     "ResponseStore",
     "Start",
     "TaskStore",

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -85,6 +86,9 @@ class TaskResponse(Base):
     deadline: Mapped[dt.datetime] = mapped_column(DateTime)
     # The process group of the handler process of the current run, while it may be running.
     pgid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The latest progress the handler of the current run reported: percent, and a message.
+    progress: Mapped[float | None] = mapped_column(Float, nullable=True)
+    progress_message: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class TaskRun(Base):
@@ -137,7 +141,13 @@ def task_record(row: Any) -> TaskRecord:
 
 def response_record(row: Any) -> ResponseRecord:
     """A task_response row as a record."""
-    return ResponseRecord(id=row.id, task_id=row.task_id, **_run_values(row))
+    return ResponseRecord(
+        id=row.id,
+        task_id=row.task_id,
+        progress=getattr(row, "progress", None),
+        progress_message=getattr(row, "progress_message", None),
+        **_run_values(row),
+    )
 
 
 def run_record(row: Any) -> RunRecord:

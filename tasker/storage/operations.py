@@ -155,6 +155,8 @@ def _new_run(run: int, now: dt.datetime, deadline: dt.datetime) -> dict:
         "payload": None,
         "attempts": 0,
         "pgid": None,
+        "progress": None,
+        "progress_message": None,
         "start_time": now,
         "last_modified_time": now,
         "deadline": deadline,

@@ -33,6 +33,16 @@ class Arrival:
 
 
 @dataclasses.dataclass(frozen=True)
+class Progress:
+    """The latest progress the handler of a run reported: percent, and an optional message."""
+
+    task_id: int
+    run: int
+    percent: float
+    message: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Start:
     """The handler of a run started, in this process group."""
 
@@ -182,6 +192,17 @@ class ResponseStore:
                 pgids[row.task_id] = row.pgid
         return rows, pgids
 
+    def record_progress(self, reports: list[Progress], endpoint: str) -> None:
+        """Store the latest progress each run reported, while it is received or running."""
+        if not reports:
+            return
+        with self.database.connection() as connection:
+            params = [
+                {"b_task_id": r.task_id, "b_run": r.run, "b_percent": r.percent, "b_message": r.message}
+                for r in reports
+            ]
+            connection.execute(_PROGRESS, [dict(p, b_endpoint=endpoint) for p in params])
+
     def cancelled(self, task_ids: list[int]) -> set[int]:
         """Which of these tasks a cancel was requested for."""
         if not task_ids:
@@ -281,6 +302,16 @@ _RECEIVE = (
         start_time=bindparam("b_now"),
         last_modified_time=bindparam("b_now"),
     )
+)
+_PROGRESS = (
+    update(RESPONSE)
+    .where(
+        RESPONSE.c.task_id == bindparam("b_task_id"),
+        RESPONSE.c.endpoint == bindparam("b_endpoint"),
+        RESPONSE.c.run == bindparam("b_run"),
+        or_(RESPONSE.c.state == ResponseState.RECEIVED.value, RESPONSE.c.state == ResponseState.RUNNING.value),
+    )
+    .values(progress=bindparam("b_percent"), progress_message=bindparam("b_message"))
 )
 _FINISH = (
     update(RESPONSE)

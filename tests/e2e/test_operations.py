@@ -140,3 +140,26 @@ def test_a_cancel_stops_a_running_handler_within_its_grace_and_skips_the_endpoin
     assert task["task"]["settled"] is True
     assert api.request("POST", "/flaky/%s/cancel" % blocker).status == 202
     api.wait_status("flaky", blocker, ("CANCELLED",), timeout=10)
+
+
+def test_a_handlers_progress_shows_within_a_second_and_a_new_run_starts_without(cluster, operated):
+    api, identifier = operated, unique("progress")
+    cluster.manager("prog-1", "horse")
+    body = {"identifier": identifier, "payload": {"do": "progress_loop"}, "endpoints": ["prog-1"]}
+    assert api.post("horse", body).status == 201
+    running = api.wait_state("horse", identifier, "prog-1", ("running",))
+    reported = time.monotonic()
+    shown = wait_for(lambda: _progress(api, identifier), 5, 0.05, "the progress to show")
+    assert shown == (10, "started") and time.monotonic() - reported < 1.5, running
+    assert api.request("POST", "/horse/%s/cancel" % identifier).status == 202
+    api.wait_status("horse", identifier, ("CANCELLED",), timeout=10)
+    assert api.request("POST", "/horse/%s/retry" % identifier, {"endpoints": "all"}).status == 202
+    fresh = api.response("horse", identifier, "prog-1")
+    assert (fresh["run"], fresh["progress"], fresh["progress_message"]) == (2, None, None)
+    assert api.request("POST", "/horse/%s/cancel" % identifier).status == 202
+    api.wait_status("horse", identifier, ("CANCELLED",), timeout=10)
+
+
+def _progress(api, identifier):
+    response = api.response("horse", identifier, "prog-1")
+    return (response["progress"], response["progress_message"]) if response["progress"] is not None else None
