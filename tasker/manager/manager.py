@@ -43,6 +43,7 @@ from tasker.storage import Progress, ResponseStore, Start
 log = logging.getLogger(__name__)
 UNKNOWN = "no such task or endpoint in the database"
 OUTPUT_LOGGED = 2000  # characters of a run's output the manager's log shows
+PROGRESS_MESSAGE_MAX = 200  # characters of a progress message kept (the column's size)
 
 
 class Manager(Upkeep):
@@ -282,7 +283,8 @@ class Manager(Upkeep):
         """The handler in hand reported progress (called on the steward thread, by collect())."""
         if self._in_hand is not None:
             job = self._in_hand[1]
-            self.recorder.report_progress(Progress(job.task_id, job.run, percent, message))
+            text = message[:PROGRESS_MESSAGE_MAX] if message is not None else None
+            self.recorder.report_progress(Progress(job.task_id, job.run, percent, text))
 
     def _idle(self) -> bool:
         """Whether no run is in hand or about to start: nothing to wait for before writing."""
