@@ -195,9 +195,10 @@ class RetryPlan:
 def plan_retry(rows: dict[str, RunRow], selection: str | list[str], after_run: int | None) -> RetryPlan:
     """Which endpoints of a task (`rows`, by endpoint) a retry selects, and the new run's number.
 
-    Runs are numbered per task: every endpoint a retry selects gets the same new run, one more
-    than the task's latest. InvalidTask for a selection that names no known endpoint set,
-    TaskConflict when a selected endpoint is still open or nothing is selected.
+    `selection` is a name of RETRY_SELECTIONS or a list of endpoint names. Runs are numbered
+    per task: every endpoint a retry selects gets the same new run, one more than the task's
+    latest. InvalidTask for a name that is not one of the task's endpoints, TaskConflict when a
+    selected endpoint is still open or nothing is selected.
     """
     latest = max((row.run for row in rows.values()), default=0)
     if isinstance(selection, list):
@@ -209,8 +210,6 @@ def plan_retry(rows: dict[str, RunRow], selection: str | list[str], after_run: i
             return RetryPlan(chosen, latest, repeated=True)
         still_open = [endpoint for endpoint in chosen if not rows[endpoint].state.final]
     else:
-        if selection not in RETRY_SELECTIONS:
-            raise InvalidTask("endpoints must be one of %s, or a list of names" % ", ".join(RETRY_SELECTIONS))
         if after_run is not None and latest > after_run:
             return RetryPlan([], latest, repeated=True)
         chosen = [endpoint for endpoint, row in rows.items() if row.state in RETRY_SELECTIONS[selection]]

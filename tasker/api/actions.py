@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tasker.api.handlers import BodyHandler
+from tasker.api.refusal import body_pending
 from tasker.api.validation import check_identifier, parse_retry
 from tasker.errors import InvalidTask, TaskNotFound
 
@@ -12,9 +13,7 @@ class TaskActionHandler(BodyHandler):
 
     def needs_json(self) -> bool:
         # Both take an empty body; one that has a body must say it is JSON.
-        return self.request.headers.get("Content-Length", "0").strip() not in ("", "0") or (
-            "chunked" in self.request.headers.get("Transfer-Encoding", "").lower()
-        )
+        return body_pending(self.request)
 
     async def post(self, identifier: str, action: str) -> None:
         try:

@@ -20,7 +20,7 @@ from tasker.lifecycle import after_sent
 from tasker.messaging.message import encode_task
 from tasker.messaging.publisher import Publisher
 from tasker.messaging.topology import expiration_ms
-from tasker.records import TaskRecord
+from tasker.records import RunRecord, TaskRecord
 from tasker.status import TaskStatus
 from tasker.storage import Created, NewTask, TaskStore
 from tasker.storage.operations import Operations
@@ -110,6 +110,10 @@ class Dispatcher:
             log.warning("task %s (%s) retried, not confirmed sent: %s", identifier, task_type, exc)
             return retried.task, True
         return retried.task.with_status(status), True
+
+    async def earlier_runs(self, task_id: int) -> list[RunRecord]:
+        """The task's runs that retries replaced, by endpoint and run."""
+        return await self.storage(self.operations.earlier_runs, task_id)
 
     async def cancel(self, task_type: str, identifier: str) -> TaskRecord:
         """Record a cancel of the task (its managers stop what runs); the task afterwards."""

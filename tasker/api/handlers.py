@@ -96,8 +96,12 @@ class JsonHandler(tornado.web.RequestHandler):
             answer = functools.partial(self.fail, status, message, headers)
             setattr(self, self.request.method.lower(), lambda *args, **kwargs: answer())
             return
-        body = json.dumps({"error": {"status": status, "message": message}}).encode()
-        refuse_unread(self.request, status, body, dict(headers or {}, **{"Content-Type": JSON_TYPE}))
+        refuse_unread(
+            self.request,
+            status,
+            error_body(status, message).encode(),
+            dict(headers or {}, **{"Content-Type": JSON_TYPE}),
+        )
         self.on_connection_close()  # the connection is no longer Tornado's: this request ends here
 
     def data_received(self, chunk: bytes) -> None:
@@ -128,7 +132,7 @@ class JsonHandler(tornado.web.RequestHandler):
         self.set_status(status)
         for name, value in (headers or {}).items():
             self.set_header(name, value)
-        self.finish(json.dumps({"error": {"status": status, "message": message}}))
+        self.finish(error_body(status, message))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -142,7 +146,7 @@ class JsonHandler(tornado.web.RequestHandler):
             message = self._reason
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        self.finish(json.dumps({"error": {"status": status_code, "message": message}}))
+        self.finish(error_body(status_code, message))
 
     def allowed_methods(self) -> list[str]:
         """The methods this handler answers, for the `Allow` header of a 405."""
@@ -226,7 +230,7 @@ class TaskItemHandler(JsonHandler):
         task, responses = await self.dispatcher.read(self.task_type, identifier)
         earlier = None
         if runs == "all":
-            earlier = await self.dispatcher.storage(self.dispatcher.operations.earlier_runs, task.id)
+            earlier = await self.dispatcher.earlier_runs(task.id)
         if len(responses) <= RENDER_ON_LOOP and not earlier:
             self.finish(_render_read(task, responses, earlier))
         else:  # a task of a thousand endpoints takes milliseconds to render: done off the IOLoop
@@ -235,6 +239,11 @@ class TaskItemHandler(JsonHandler):
 
 def _render_read(task: TaskRecord, responses: list[ResponseRecord], runs: list[RunRecord] | None) -> str:
     return jsontext.dumps(task_read_view(task, responses, runs))
+
+
+def error_body(status: int, message: str) -> str:
+    """Every error's JSON body: `{"error": {"status": ..., "message": ...}}`."""
+    return json.dumps({"error": {"status": status, "message": message}})
 
 
 def _is_json(content_type: str) -> bool:

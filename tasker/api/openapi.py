@@ -10,6 +10,7 @@ from typing import Any
 
 import tasker
 from tasker.config import Config
+from tasker.lifecycle import RETRY_SELECTIONS
 from tasker.status import ResponseState, ResponseStatus, TaskStatus
 
 OPENAPI_VERSION = "3.1.0"
@@ -135,7 +136,7 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
                     "description": "A selection by state, or the endpoints to retry by name.",
                     "default": "failed",
                     "oneOf": [
-                        {"type": "string", "enum": ["failed", "missing", "unfinished", "all"]},
+                        {"type": "string", "enum": list(RETRY_SELECTIONS)},
                         {
                             "type": "array",
                             "items": _ref("Name"),

@@ -10,6 +10,7 @@ from typing import Any
 from tasker.config import NAME_PATTERN
 from tasker.errors import InvalidTask
 from tasker.jsontext import JsonText
+from tasker.lifecycle import RETRY_SELECTIONS
 from tasker.records import NewTask
 
 NAME_RULE = "1 to 50 characters from A-Z a-z 0-9 . _ : -"
@@ -21,18 +22,9 @@ _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000, max_depth: int = 64) -> NewTask:
     """Decode and check the JSON body of `POST /<task_type>`."""
-    try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
-    except UnicodeDecodeError as exc:
-        raise InvalidTask("body is not UTF-8: %s" % exc) from exc
-    except RecursionError:
-        raise InvalidTask("body is nested deeper than %d levels" % max_depth) from None
-    except ValueError as exc:
-        raise InvalidTask("body is not valid JSON: %s" % exc) from exc
+    data = _json_object(body, max_depth)
     if _nested_deeper(body, max_depth + 1):
         raise InvalidTask("payload is nested deeper than %d levels" % max_depth)
-    if not isinstance(data, dict):
-        raise InvalidTask("body must be a JSON object, not %s" % _json_kind(data))
     unknown = sorted(set(data) - KNOWN_KEYS)
     if unknown:
         raise InvalidTask("unknown key %r (known: endpoints, identifier, payload)" % unknown[0])
@@ -111,7 +103,6 @@ def _json_kind(value: Any) -> str:
 
 
 RETRY_KEYS = {"endpoints", "after_run"}
-RETRY_SELECTIONS = ("failed", "missing", "unfinished", "all")
 
 
 def parse_retry(body: bytes, max_endpoints: int = 1000) -> tuple[str | list[str], int | None]:
@@ -119,7 +110,7 @@ def parse_retry(body: bytes, max_endpoints: int = 1000) -> tuple[str | list[str]
     to retry (a selection's name or a list of names) and `after_run`."""
     if not body.strip():
         return "failed", None
-    data = _json_object(body)
+    data = _json_object(body, 2)
     unknown = sorted(set(data) - RETRY_KEYS)
     if unknown:
         raise InvalidTask("unknown key %r (known: after_run, endpoints)" % unknown[0])
@@ -141,13 +132,14 @@ def _run_number(value: Any) -> int | None:
     return value
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def _json_object(body: bytes, max_depth: int) -> dict[str, Any]:
+    """The body as a JSON object; InvalidTask says why it is not one."""
     try:
         data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except UnicodeDecodeError as exc:
         raise InvalidTask("body is not UTF-8: %s" % exc) from exc
     except RecursionError:
-        raise InvalidTask("body is nested too deeply") from None
+        raise InvalidTask("body is nested deeper than %d levels" % max_depth) from None
     except ValueError as exc:
         raise InvalidTask("body is not valid JSON: %s" % exc) from exc
     if not isinstance(data, dict):

@@ -31,19 +31,7 @@ from tasker.storage.settle import lock_tasks, refresh_status
 from tasker.storage.tasks import Outgoing
 
 # The columns of a response that make one run: what a retry keeps in task_run.
-_RUN_COLUMNS = (
-    "endpoint",
-    "run",
-    "state",
-    "status",
-    "errnr",
-    "errmsg",
-    "payload",
-    "attempts",
-    "start_time",
-    "last_modified_time",
-    "deadline",
-)
+_RUN_COLUMNS = [column.name for column in RUN.columns if column.name not in ("id", "task_id")]
 
 
 @dataclasses.dataclass(frozen=True)

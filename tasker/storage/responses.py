@@ -166,19 +166,8 @@ class ResponseStore:
             return refresh_status(connection, before, now)
 
     def _record_starts(self, connection: Connection, starts: list[Start], endpoint: str, now: dt.datetime) -> None:
-        connection.execute(
-            update(RESPONSE)
-            .where(
-                RESPONSE.c.task_id == bindparam("b_task_id"),
-                RESPONSE.c.endpoint == endpoint,
-                RESPONSE.c.run == bindparam("b_run"),
-                # Running already: a redelivery of a run whose manager died; its new group counts.
-                # (no IN: an expanding parameter cannot go in an executemany)
-                or_(RESPONSE.c.state == ResponseState.RECEIVED.value, RESPONSE.c.state == ResponseState.RUNNING.value),
-            )
-            .values(state=ResponseState.RUNNING.value, pgid=bindparam("b_pgid"), last_modified_time=now),
-            [{"b_task_id": s.task_id, "b_run": s.run, "b_pgid": s.pgid} for s in starts],
-        )
+        params = {"b_endpoint": endpoint, "b_now": now}
+        connection.execute(_START, [dict(params, b_task_id=s.task_id, b_run=s.run, b_pgid=s.pgid) for s in starts])
 
     def _rows(
         self, connection: Connection, task_ids: set[int], endpoint: str, lock: bool
@@ -198,10 +187,16 @@ class ResponseStore:
             return
         with self.database.connection() as connection:
             params = [
-                {"b_task_id": r.task_id, "b_run": r.run, "b_percent": r.percent, "b_message": r.message}
+                {
+                    "b_endpoint": endpoint,
+                    "b_task_id": r.task_id,
+                    "b_run": r.run,
+                    "b_percent": r.percent,
+                    "b_message": r.message,
+                }
                 for r in reports
             ]
-            connection.execute(_PROGRESS, [dict(p, b_endpoint=endpoint) for p in params])
+            connection.execute(_PROGRESS, params)
 
     def cancelled(self, task_ids: list[int]) -> set[int]:
         """Which of these tasks a cancel was requested for."""
@@ -237,11 +232,7 @@ class ResponseStore:
                 )
                 .join(RESPONSE, RESPONSE.c.task_id == TASK.c.id)
                 .where(
-                    # (no IN: an expanding parameter cannot go in an executemany)
-                    or_(
-                        RESPONSE.c.state == ResponseState.RECEIVED.value,
-                        RESPONSE.c.state == ResponseState.RUNNING.value,
-                    ),
+                    RESPONSE.c.state.in_([ResponseState.RECEIVED.value, ResponseState.RUNNING.value]),
                     RESPONSE.c.deadline < now,
                     RESPONSE.c.endpoint == endpoint,
                     RESPONSE.c.last_modified_time < touched_before,
@@ -303,15 +294,22 @@ _RECEIVE = (
         last_modified_time=bindparam("b_now"),
     )
 )
-_PROGRESS = (
+# One run of one response, while it is received or running (a redelivered run may be running
+# already: its manager died; its new start counts). Run once per row (executemany), so no IN:
+# an expanding parameter cannot go in an executemany.
+_OPEN_RUN = (
+    RESPONSE.c.task_id == bindparam("b_task_id"),
+    RESPONSE.c.endpoint == bindparam("b_endpoint"),
+    RESPONSE.c.run == bindparam("b_run"),
+    or_(RESPONSE.c.state == ResponseState.RECEIVED.value, RESPONSE.c.state == ResponseState.RUNNING.value),
+)
+_START = (
     update(RESPONSE)
-    .where(
-        RESPONSE.c.task_id == bindparam("b_task_id"),
-        RESPONSE.c.endpoint == bindparam("b_endpoint"),
-        RESPONSE.c.run == bindparam("b_run"),
-        or_(RESPONSE.c.state == ResponseState.RECEIVED.value, RESPONSE.c.state == ResponseState.RUNNING.value),
-    )
-    .values(progress=bindparam("b_percent"), progress_message=bindparam("b_message"))
+    .where(*_OPEN_RUN)
+    .values(state=ResponseState.RUNNING.value, pgid=bindparam("b_pgid"), last_modified_time=bindparam("b_now"))
+)
+_PROGRESS = (
+    update(RESPONSE).where(*_OPEN_RUN).values(progress=bindparam("b_percent"), progress_message=bindparam("b_message"))
 )
 _FINISH = (
     update(RESPONSE)
