@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import threading
 
 import pytest
@@ -14,7 +15,7 @@ from tasker.config import DbConfig
 from tasker.errors import StatementTooLarge, StorageError, StorageUnavailable
 from tasker.hooks import Extension, Hooks
 from tasker.manager.manager import Manager
-from tasker.manager.workhorse import Outcome, RunState
+from tasker.manager.workhorse import Outcome, RunOutput, RunState
 from tasker.messaging.message import encode_task
 from tasker.messaging.stub import StubBroker
 from tasker.status import ResponseState
@@ -431,3 +432,15 @@ def test_a_run_redelivered_fewer_than_max_crashes_times_is_performed(setup):
     setup.manager(horse, max_crashes=3)
     setup.wait_state(task, "succeeded")
     assert setup.state(task) == ("succeeded", 3) and horse.jobs[0].attempts == 3
+
+
+def test_the_managers_log_shows_the_last_of_a_runs_output(setup, caplog):
+    output = RunOutput("early line\n" + "x" * 3000 + "\nlast line\n", 3021, False)
+    setup.manager(StubHorse(lambda job: Outcome(RunState.SUCCEEDED, 0, None, None, output)))
+    task = setup.task()
+    with caplog.at_level(logging.INFO, logger="tasker.manager.manager"):
+        setup.send(task)
+        setup.wait_state(task, "succeeded")
+    (logged,) = [r.getMessage() for r in caplog.records if "bytes of output" in r.getMessage()]
+    assert "wrote 3021 bytes of output" in logged and logged.endswith("x\nlast line")
+    assert "early line" not in logged, "the last 2,000 characters only"
