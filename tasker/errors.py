@@ -39,6 +39,10 @@ class TaskNotFound(TaskerError):
     """No task of that type has that identifier."""
 
 
+class RunNotFound(TaskNotFound):
+    """The task has no such endpoint, or that endpoint had no such run."""
+
+
 class TaskConflict(TaskerError):
     """A task with that identifier exists already with different content."""
 

@@ -13,8 +13,11 @@ from typing import Any
 
 from tasker.clock import format_time
 from tasker.jsontext import JsonText, as_json_text
-from tasker.lifecycle import count_states, is_settled, seed_status
+from tasker.lifecycle import Limits, count_states, is_settled, seed_status
 from tasker.status import ResponseState, TaskStatus
+
+# The optional limits a task may carry, shown only when it has them.
+LIMIT_KEYS = ("timeout", "max_concurrency", "max_errors")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +28,11 @@ class NewTask:
     identifier: str
     payload: JsonText
     endpoints: list[str] | None
+    # Seconds one endpoint's run may take (None: the type's manager.execution_timeout).
+    timeout: float | None = None
+    # At most this many endpoints run it at once; more failures than this stop the rest.
+    max_concurrency: int | str | None = None
+    max_errors: int | str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "payload", as_json_text(self.payload))
@@ -45,9 +53,17 @@ class TaskRecord:
     deadline: dt.datetime
     # When a cancel was asked for; None: never (or a retry since).
     cancel_requested: dt.datetime | None = None
+    timeout: float | None = None
+    max_concurrency: int | str | None = None
+    max_errors: int | str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "payload", as_json_text(self.payload))
+
+    @property
+    def limits(self) -> Limits:
+        """The task's max_concurrency and max_errors."""
+        return Limits(self.max_concurrency, self.max_errors)
 
     def view(self) -> dict[str, Any]:
         """The task as the API shows it (the seed's keys first)."""
@@ -62,6 +78,9 @@ class TaskRecord:
             "last_modified_time": format_time(self.last_modified_time),
             "deadline": format_time(self.deadline),
         }
+        for key in LIMIT_KEYS:
+            if getattr(self, key) is not None:
+                shown[key] = getattr(self, key)
         if self.cancel_requested is not None:
             shown["cancel_requested"] = format_time(self.cancel_requested)
         return shown
@@ -86,6 +105,10 @@ class RunRecord:
     start_time: dt.datetime
     last_modified_time: dt.datetime
     deadline: dt.datetime
+    # Its output's size in bytes as written, and its last 2,000 characters; None until a
+    # manager recorded how it ended.
+    output_size: int | None = dataclasses.field(default=None, kw_only=True)
+    output_tail: str | None = dataclasses.field(default=None, kw_only=True)
 
     def view(self) -> dict[str, Any]:
         """The run as `?runs=all` shows it in its response's `runs`."""
@@ -100,10 +123,12 @@ class RunRecord:
             "start_time": format_time(self.start_time),
             "last_modified_time": format_time(self.last_modified_time),
             "deadline": format_time(self.deadline),
+            "output_size": self.output_size,
+            "output_tail": self.output_tail,
         }
 
 
-# A response's keys as the API shows them: the seed's, then state, run, deadline and progress.
+# A response's keys as the API shows them: the seed's, then state, run, deadline, progress, output.
 RESPONSE_KEYS = (
     "id",
     "task_id",
@@ -120,6 +145,8 @@ RESPONSE_KEYS = (
     "deadline",
     "progress",
     "progress_message",
+    "output_size",
+    "output_tail",
 )
 
 
@@ -134,7 +161,8 @@ class ResponseRecord(RunRecord):
     progress_message: str | None = None
 
     def view(self) -> dict[str, Any]:
-        """The response as the API shows it: the seed's keys, then state, run, deadline, progress."""
+        """The response as the API shows it: the seed's keys, then state, run, deadline, progress
+        and output."""
         shown = dict(super().view(), id=self.id, task_id=self.task_id, endpoint=self.endpoint)
         shown.update(progress=self.progress, progress_message=self.progress_message)
         return {key: shown[key] for key in RESPONSE_KEYS}

@@ -9,6 +9,7 @@ from tasker.api.dispatch import Dispatcher
 from tasker.api.handlers import HealthHandler, NotFoundHandler, OpenApiHandler, TaskCollectionHandler, TaskItemHandler
 from tasker.api.loop_watch import LoopWatch
 from tasker.api.openapi import openapi_document
+from tasker.api.output import TaskOutputHandler
 from tasker.api.parsing import BodyParser
 from tasker.config import Config
 
@@ -24,6 +25,7 @@ def make_app(
         routes.append((r"/%s" % task_type, TaskCollectionHandler, options))
         routes.append((r"/%s/([^/]+)" % task_type, TaskItemHandler, options))
         routes.append((r"/%s/([^/]+)/(retry|cancel)" % task_type, TaskActionHandler, options))
+        routes.append((r"/%s/([^/]+)/output" % task_type, TaskOutputHandler, options))
     return tornado.web.Application(
         routes,
         default_handler_class=NotFoundHandler,

@@ -24,6 +24,7 @@ from tasker.records import RunRecord, TaskRecord
 from tasker.status import TaskStatus
 from tasker.storage import Created, NewTask, TaskStore
 from tasker.storage.operations import Operations
+from tasker.storage.outputs import OutputStore, StoredOutput
 from tasker.storage.reads import Read
 from tasker.storage.tasks import Outgoing
 
@@ -58,6 +59,7 @@ class Dispatcher:
         self._marking = Batcher(tasks.mark_sent, self.storage)
         self._reading = Batcher(tasks.get_many, self.storage)
         self.operations = Operations(tasks.database, tasks.claim_seconds)
+        self.outputs = OutputStore(tasks.database)
 
     async def storage(self, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking call (storage, or rendering a large answer) in the executor, keeping the IOLoop free."""
@@ -114,6 +116,14 @@ class Dispatcher:
     async def earlier_runs(self, task_id: int) -> list[RunRecord]:
         """The task's runs that retries replaced, by endpoint and run."""
         return await self.storage(self.operations.earlier_runs, task_id)
+
+    async def output(self, task_type: str, identifier: str, endpoint: str, run: int | None) -> StoredOutput:
+        """Where the output of an endpoint's current run (or run `run`) of a task is stored."""
+        return await self.storage(self.outputs.locate, task_type, identifier, endpoint, run)
+
+    async def output_chunk(self, chunk_id: int) -> str:
+        """The text of one stored chunk of a run's output."""
+        return await self.storage(self.outputs.chunk, chunk_id)
 
     async def cancel(self, task_type: str, identifier: str) -> TaskRecord:
         """Record a cancel of the task (its managers stop what runs); the task afterwards."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import tasker
 from tasker.config import Config
-from tasker.lifecycle import RETRY_SELECTIONS
+from tasker.lifecycle import MAX_LIMIT, PERCENT, RETRY_SELECTIONS
 from tasker.status import ResponseState, ResponseStatus, TaskStatus
 
 OPENAPI_VERSION = "3.1.0"
@@ -22,7 +22,7 @@ TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 ERRORS = {
     400: ("BadRequest", "Malformed: not JSON, not an object, an unknown key, a wrong type or value, a path not UTF-8."),
     401: ("Unauthorized", "No valid bearer token (only when `api.tokens` is configured)."),
-    404: ("NotFound", "No such path or task type, or no task with this identifier."),
+    404: ("NotFound", "No such path or task type, no task with this identifier, or (output) no such endpoint or run."),
     405: ("MethodNotAllowed", "The path does not serve this method; `Allow` lists those it does."),
     409: ("Conflict", "The identifier exists for this type with another payload or other endpoints."),
     413: ("PayloadTooLarge", "The body is over `api.max_body_size`; answered from the headers, before it is read."),
@@ -51,8 +51,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
         paths["/%s/{identifier}" % task_type] = {"get": _read_operation(task_type, secured)}
         paths["/%s/{identifier}/retry" % task_type] = {"post": _retry_operation(task_type, secured)}
         paths["/%s/{identifier}/cancel" % task_type] = {"post": _cancel_operation(task_type, secured)}
+        paths["/%s/{identifier}/output" % task_type] = {"get": _output_operation(task_type, secured)}
     components: dict[str, Any] = {
-        "schemas": component_schemas(config.api.max_endpoints),
+        "schemas": component_schemas(config.api.max_endpoints, config.api.max_timeout),
         "responses": {ERRORS[status][0]: _error_response(status) for status in ERRORS},
         "headers": {"Location": {"description": "/<task_type>/<identifier>", "schema": {"type": "string"}}},
     }
@@ -70,7 +71,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
     }
 
 
-def component_schemas(max_endpoints: int) -> dict[str, Any]:
+def component_schemas(max_endpoints: int, max_timeout: float = 86400.0) -> dict[str, Any]:
     """The JSON schemas of request and answer bodies, by name (`#/components/schemas/<name>`)."""
     name = {"type": "string", "pattern": NAME_PATTERN}
     time = {"type": "string", "pattern": TIME_PATTERN}
@@ -92,6 +93,14 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
                     "maxItems": max_endpoints,
                     "uniqueItems": True,
                 },
+                "timeout": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": max_timeout,
+                    "description": "Seconds one endpoint's run may take; left out: manager.execution_timeout.",
+                },
+                "max_concurrency": _limit(1, "At most this many endpoints run the task at once."),
+                "max_errors": _limit(0, "Once more endpoints failed or timed out, the rest is skipped."),
             },
         },
         "Task": _optional(
@@ -107,6 +116,9 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
                 deadline=_ref("Time"),
             ),
             cancel_requested=_ref("Time"),
+            timeout={"type": "number"},
+            max_concurrency=_limit(1, "As the task was created."),
+            max_errors=_limit(0, "As the task was created."),
         ),
         "TaskResponse": _optional(
             _object(
@@ -125,6 +137,7 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
                 deadline=_ref("Time"),
                 progress={"type": ["number", "null"], "minimum": 0, "maximum": 100},
                 progress_message={"type": ["string", "null"]},
+                **_OUTPUT_KEYS,
             ),
             runs={"type": "array", "items": _ref("Run")},
         ),
@@ -164,6 +177,7 @@ def component_schemas(max_endpoints: int) -> dict[str, Any]:
             start_time=_ref("Time"),
             last_modified_time=_ref("Time"),
             deadline=_ref("Time"),
+            **_OUTPUT_KEYS,
         ),
         "TaskRead": _object(
             task={
@@ -272,6 +286,48 @@ def _cancel_operation(task_type: str, secured: bool) -> dict[str, Any]:
     return _secure(operation, secured)
 
 
+# What a response and each earlier run say of their run's output (null until its end is recorded).
+_OUTPUT_KEYS = {
+    "output_size": {"type": ["integer", "null"], "minimum": 0, "description": "Bytes of UTF-8 the run wrote."},
+    "output_tail": {"type": ["string", "null"], "description": "The last 2,000 characters of its output."},
+}
+_RUN_NUMBER = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+# The headers of an output answer: which run it is, where it stands, what the run wrote in all.
+_OUTPUT_HEADERS = {
+    "X-Content-Type-Options": {"required": True, "schema": {"type": "string", "enum": ["nosniff"]}},
+    "X-Tasker-Run": {"required": True, "description": "The run's number.", "schema": {"type": "integer"}},
+    "X-Tasker-Run-State": {
+        "required": True,
+        "description": "The run's state; one not ended has no output stored yet.",
+        "schema": {"type": "string", "enum": [state.value for state in ResponseState]},
+    },
+    "X-Tasker-Output-Size": {
+        "description": "Bytes the run wrote (more than the text when it was cut); once it ended.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+def _output_operation(task_type: str, secured: bool) -> dict[str, Any]:
+    query = [
+        ("endpoint", True, "The endpoint whose run it is.", _ref("Name")),
+        ("run", False, "A run number, current or earlier (default: the current run).", _RUN_NUMBER),
+    ]
+    parameters = [_identifier_parameter()]
+    parameters += [{"name": n, "in": "query", "required": r, "description": d, "schema": s} for n, r, d, s in query]
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    operation = {
+        "operationId": "output_%s" % task_type,
+        "summary": "Read the output of an endpoint's run of a %s task, as plain text" % task_type,
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "The output as stored.", "headers": _OUTPUT_HEADERS, "content": text},
+            **_errors(400, 404, 503),
+        },
+    }
+    return _secure(operation, secured)
+
+
 def _identifier_parameter() -> dict[str, Any]:
     return {
         "name": "identifier",
@@ -329,6 +385,17 @@ def _object(**properties: Any) -> dict[str, Any]:
 def _optional(schema: dict[str, Any], **properties: Any) -> dict[str, Any]:
     """The object schema with properties that are there only sometimes."""
     return dict(schema, properties=dict(schema["properties"], **properties))
+
+
+def _limit(least: int, description: str) -> dict[str, Any]:
+    """max_concurrency or max_errors: an integer, or a percentage of the task's endpoints."""
+    return {
+        "description": description + ' An integer, or a percentage of the endpoints such as "25%".',
+        "oneOf": [
+            {"type": "integer", "minimum": least, "maximum": MAX_LIMIT},
+            {"type": "string", "pattern": PERCENT.pattern if least == 0 else "^(100|[1-9][0-9]?)%$"},
+        ],
+    }
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -28,9 +28,11 @@ NICENESS = 5
 class BodyParser:
     """`parse()` a POST body into a NewTask, in a worker process when it is large."""
 
-    def __init__(self, processes: int, max_endpoints: int, max_depth: int) -> None:
+    def __init__(self, processes: int, max_endpoints: int, max_depth: int, max_timeout: float = 86400.0) -> None:
         self.processes = processes
-        self._check = functools.partial(parse_new_task, max_endpoints=max_endpoints, max_depth=max_depth)
+        self._check = functools.partial(
+            parse_new_task, max_endpoints=max_endpoints, max_depth=max_depth, max_timeout=max_timeout
+        )
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def start(self) -> None:

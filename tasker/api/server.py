@@ -36,7 +36,8 @@ async def serve(config: Config, port: int) -> int:
     hooks = Hooks(api_extensions(config))
     tasks = TaskStore(database, max_endpoints=config.api.max_endpoints)
     dispatcher = Dispatcher(config.api, tasks, publisher, executor, hooks)
-    body_parser = BodyParser(config.api.parse_processes, config.api.max_endpoints, config.api.max_payload_depth)
+    api = config.api
+    body_parser = BodyParser(api.parse_processes, api.max_endpoints, api.max_payload_depth, api.max_timeout)
     loop_watch = LoopWatch(config.api.loop_stall_warning)
     app = make_app(config, dispatcher, body_parser, loop_watch)
     server = tornado.httpserver.HTTPServer(

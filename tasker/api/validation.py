@@ -10,30 +10,55 @@ from typing import Any
 from tasker.config import NAME_PATTERN
 from tasker.errors import InvalidTask
 from tasker.jsontext import JsonText
-from tasker.lifecycle import RETRY_SELECTIONS
+from tasker.lifecycle import MAX_LIMIT, PERCENT, RETRY_SELECTIONS
 from tasker.records import NewTask
 
 NAME_RULE = "1 to 50 characters from A-Z a-z 0-9 . _ : -"
-KNOWN_KEYS = {"identifier", "payload", "endpoints"}
+KNOWN_KEYS = {"identifier", "payload", "endpoints", "timeout", "max_concurrency", "max_errors"}
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _AS_LISTS = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
-def parse_new_task(task_type: str, body: bytes, max_endpoints: int = 1000, max_depth: int = 64) -> NewTask:
+def parse_new_task(
+    task_type: str, body: bytes, max_endpoints: int = 1000, max_depth: int = 64, max_timeout: float = 86400.0
+) -> NewTask:
     """Decode and check the JSON body of `POST /<task_type>`."""
     data = _json_object(body, max_depth)
     if _nested_deeper(body, max_depth + 1):
         raise InvalidTask("payload is nested deeper than %d levels" % max_depth)
     unknown = sorted(set(data) - KNOWN_KEYS)
     if unknown:
-        raise InvalidTask("unknown key %r (known: endpoints, identifier, payload)" % unknown[0])
+        raise InvalidTask("unknown key %r (known: %s)" % (unknown[0], ", ".join(sorted(KNOWN_KEYS))))
     return NewTask(
         type=task_type,
         identifier=check_identifier(data.get("identifier")),
         payload=JsonText.of(data.get("payload", "")),
         endpoints=_endpoints(data["endpoints"], max_endpoints) if "endpoints" in data else None,
+        timeout=_timeout(data["timeout"], max_timeout) if "timeout" in data else None,
+        max_concurrency=_limit("max_concurrency", data["max_concurrency"], 1) if "max_concurrency" in data else None,
+        max_errors=_limit("max_errors", data["max_errors"], 0) if "max_errors" in data else None,
     )
+
+
+def _timeout(value: Any, max_timeout: float) -> float:
+    """`timeout`: seconds above 0 and at most `api.max_timeout` (null is refused: leave it out)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidTask("timeout must be a number of seconds, not %s" % _json_kind(value))
+    if not 0 < value <= max_timeout:
+        raise InvalidTask("timeout must be above 0 and at most %g seconds (api.max_timeout)" % max_timeout)
+    return float(value)
+
+
+def _limit(key: str, value: Any, least: int) -> int | str:
+    """`max_concurrency` or `max_errors`: an integer `least` or more, or "N%" (0 to 100)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and least <= value <= MAX_LIMIT:
+        return value
+    if isinstance(value, str) and PERCENT.match(value) and int(value[:-1]) >= least:
+        return value
+    raise InvalidTask('%s must be an integer from %d to %d, or a percentage such as "25%%"' % (key, least, MAX_LIMIT))
 
 
 def _refuse_constant(name: str) -> Any:

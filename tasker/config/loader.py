@@ -188,6 +188,8 @@ def _check(config: Config) -> None:
                 raise ConfigError("endpoints.%s: %r is not a valid endpoint name" % (task_type, name))
     if config.api.wait_for_endpoints_timeout <= 0:
         raise ConfigError("api.wait_for_endpoints_timeout must be above 0")
+    if config.api.max_timeout <= 0:
+        raise ConfigError("api.max_timeout must be above 0 seconds")
     _check_message_queue(config.manager.message_queue)
     _check_manager(config.manager)
     if config.api.tls.enabled and not (config.api.tls.cert_file and config.api.tls.key_file):

@@ -99,6 +99,8 @@ class ApiConfig:
     max_body_size: int = 1024 * 1024
     max_endpoints: int = 1000
     max_payload_depth: int = 64
+    # The longest `timeout` a task may ask for, in seconds.
+    max_timeout: float = 86400.0
     deadline_check_interval: float = 1.0
     outbox_interval: float = 2.0
     executor_threads: int = 8

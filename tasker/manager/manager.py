@@ -18,7 +18,6 @@ recorded failed instead of performed: a task that kills its manager must not do 
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import select
@@ -29,19 +28,21 @@ from typing import Callable
 from tasker.clock import utcnow
 from tasker.errors import InvalidTask, StorageUnavailable
 from tasker.hooks import Hooks
-from tasker.lifecycle import Receipt, ReceiptDecision
+from tasker.lifecycle import Receipt, ReceiptDecision, StartVerdict
 from tasker.manager.holding import Held, Holdings, Phase
 from tasker.manager.inbox import Inbox
 from tasker.manager.recorder import Recorder
+from tasker.manager.run_queue import RunQueue
 from tasker.manager.upkeep import TICK, Upkeep
 from tasker.manager.workhorse import Job, Outcome, kill_group
 from tasker.manager.workhorse_job import Horse
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
-from tasker.storage import Progress, ResponseStore, Start
+from tasker.storage import LimitStore, Progress, ResponseStore, Start
 
 log = logging.getLogger(__name__)
 UNKNOWN = "no such task or endpoint in the database"
+SLOT_WAIT = 0.5  # seconds between asks for a slot of a task with max_concurrency
 OUTPUT_LOGGED = 2000  # characters of a run's output the manager's log shows
 PROGRESS_MESSAGE_MAX = 200  # characters of a progress message kept (the column's size)
 
@@ -79,8 +80,9 @@ class Manager(Upkeep):
         self._started_at = utcnow()
         # The steward's own state: nothing else reads it.
         self.recorder = Recorder(responses, endpoint, retry_delay, max_crashes)
+        self.limits = LimitStore(responses.database)
         horse.on_progress = self._on_progress
-        self._runnable: collections.deque[Held] = collections.deque()
+        self._runnable = RunQueue()
         self._in_hand: tuple[Held, Job] | None = None
         self._cancelling = False  # the run in hand is being stopped by a cancel
         self._next_tick = 0.0
@@ -184,7 +186,7 @@ class Manager(Upkeep):
             log.debug("task %s received on %s (attempt %d)", message.identifier, self.endpoint, decision.attempts)
             held.attempts, held.leftover_pgid = decision.attempts, pgid
             held.move(Phase.WAITING)
-            self._runnable.append(held)
+            self._runnable.add(held)
             self.hooks.notify("run_received", _job(held, self.endpoint))
             return
         if decision.receipt is Receipt.CRASHED:
@@ -213,12 +215,16 @@ class Manager(Upkeep):
                 self.consumer.ack(delivery)
 
     def _start_next(self) -> None:
-        while self._in_hand is None and self._runnable and not self._stopping.is_set():
-            held = self._runnable.popleft()
+        while self._in_hand is None and not self._stopping.is_set():
+            held = self._runnable.next(time.monotonic())
+            if held is None:
+                return
             if not held.usable(self.consumer.is_current):
                 self.holdings.drop(held, finished=False)  # its connection is gone: the broker redelivers it
                 continue
             job = _job(held, self.endpoint)
+            if held.message.limits and not self._take_slot(held, job):
+                continue
             prepared = self.hooks.prepare_run(job)
             if isinstance(prepared, Outcome):
                 self._end(held, job, prepared)
@@ -237,6 +243,22 @@ class Manager(Upkeep):
             self.recorder.starts.add(Start(job.task_id, job.run, pgid), at_once=held.attempts > 1)
             self.hooks.notify("run_started", prepared, pgid)
             log.debug("task %s started on %s", job.identifier, self.endpoint)
+
+    def _take_slot(self, held: Held, job: Job) -> bool:
+        """Take a slot of a task with limits in the database; False: the run waits for one (it
+        stays `received`), or is not to start at all (it is acknowledged)."""
+        verdict = self.recorder.store("take a slot", self.limits.take_slot, job.task_id, self.endpoint, job.run)
+        if verdict is None or verdict is StartVerdict.WAIT:
+            self._runnable.wait(held, time.monotonic() + SLOT_WAIT)
+            return False
+        if verdict is StartVerdict.GO:
+            return True
+        why = "held back by max_errors" if verdict is StartVerdict.SKIP else "not to be started any more"
+        log.info("task %s on %s: %s", job.identifier, self.endpoint, why)
+        self.holdings.drop(held, finished=True)
+        for delivery in held.release():
+            self.consumer.ack(delivery)
+        return False
 
     def _give_up(self, held: Held, errmsg: str) -> None:
         """Record a run failed without performing it again (what it left running is killed)."""
@@ -288,7 +310,7 @@ class Manager(Upkeep):
 
     def _idle(self) -> bool:
         """Whether no run is in hand or about to start: nothing to wait for before writing."""
-        return self._in_hand is None and not self._runnable
+        return self._in_hand is None and not self._runnable.ready
 
     def _wait(self) -> None:
         now = time.monotonic()
@@ -300,7 +322,10 @@ class Manager(Upkeep):
             check = self.horse.next_check()
             if check is not None:
                 timeout = min(timeout, max(0.0, check - now))
-        if self._stopping.is_set() and self._runnable:
+        slot_check = self._runnable.wake_at()
+        if slot_check is not None:
+            timeout = min(timeout, max(0.0, slot_check - now))
+        if self._stopping.is_set() and self._runnable.ready:
             timeout = min(timeout, TICK)
         select.select(readers, [], [], timeout)
         if self._in_hand is not None:
@@ -333,4 +358,5 @@ def _job(held: Held, endpoint: str) -> Job:
         endpoint=endpoint,
         run=message.run,
         attempts=held.attempts,
+        timeout=message.timeout,
     )

@@ -4,12 +4,14 @@ briefly so that several share a transaction, written in batches, with outages wa
 Receipts wait a few milliseconds (the delivery deadline watches them); a run's start waits
 half a second, so a run that ends sooner is recorded by its outcome alone; outcomes wait long
 enough to share a transaction while the next run goes on, or not at all when nothing runs.
-A batch the database refuses for good is split: each outcome is written alone, and one it
-refuses even so (a result over its packet limit) is recorded as a failed run that says why.
+A batch the database refuses for good is split: each outcome is written alone; one it refuses
+even so is written with its output cut to a note and its tail, and one refused still (a result
+over its packet limit) is recorded as a failed run that says why.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -22,12 +24,16 @@ from tasker.manager.pending import Pending
 from tasker.manager.workhorse import Job, Outcome
 from tasker.status import ResponseState
 from tasker.storage import Arrival, Finish, Progress, ResponseStore, Start
+from tasker.storage.outputs import output_tail
 
 log = logging.getLogger(__name__)
 BATCH = 200
 RECEIPT_LINGER = 0.005
 START_LINGER = 0.5
 OUTCOME_LINGER = 0.02
+# Characters of output one transaction of outcomes writes at most (its first outcome goes in
+# whatever its size): runs that end while the database is away must not come back as one huge write.
+BATCH_OUTPUT = 64 * 2**20
 # A run's progress is written at most this often: the latest report since the last write.
 PROGRESS_EVERY = 0.5
 
@@ -74,7 +80,7 @@ class Recorder:
         outcomes_due = self.ended.due(now) or (bool(self.ended) and idle)
         if not (outcomes_due or self.starts.due(now)):
             return None
-        ended = self.ended.batch() if outcomes_due else []
+        ended = _bounded(self.ended.batch()) if outcomes_due else []
         ending = {held.key for held, _, _ in ended}
         self.starts.drop(lambda start: (start.task_id, start.run) in ending)
         starts = self.starts.batch()
@@ -89,9 +95,9 @@ class Recorder:
         return ended
 
     def _record_alone(self, starts: list[Start], ended: list[Ended]) -> dict | None:
-        """The database refused a batch for good: store the starts, then each outcome alone, and
-        one it refuses even so as a failed run that says why, so that nothing a handler returns
-        wedges the manager. None when the database went away meanwhile: the batch waits."""
+        """The database refused a batch for good: store the starts, then each outcome alone (see
+        `_record_one`), so that nothing a handler returns or writes wedges the manager. None
+        when the database went away meanwhile: the batch waits."""
         if starts and self.store("record starts", self.responses.record, starts, [], self.endpoint) is None:
             if self._refused is None:
                 return None
@@ -99,20 +105,36 @@ class Recorder:
                 "the database refused the starts of %d runs on %s; not recording them", len(starts), self.endpoint
             )
         for _, job, outcome in ended:
-            finish = [_finish(job, outcome)]
-            if self.store("record an outcome", self.responses.record, [], finish, self.endpoint) is not None:
-                continue
-            if self._refused is None:
-                return None
-            errmsg = _refused_errmsg(self._refused, outcome)
-            log.error("task %s on %s: %s; recording it as failed", job.identifier, self.endpoint, errmsg)
-            failed = [_finish(job, Outcome.failed(errmsg))]
-            if self.store("record a failure", self.responses.record, [], failed, self.endpoint) is None:
+            if not self._record_one(job, outcome):
                 return None
         self._progress: dict[tuple[int, int], Progress] = {}
         self._progress_due: float | None = None
         self._retry_at = 0.0
         return {}
+
+    def _record_one(self, job: Job, outcome: Outcome) -> bool:
+        """Store one outcome alone; refused for good, store it with its output cut to a note and
+        its tail, and refused still, as a failed run that says why. False when the database
+        went away meanwhile."""
+        finish = _finish(job, outcome)
+        if self.store("record an outcome", self.responses.record, [], [finish], self.endpoint) is not None:
+            return True
+        if self._refused is not None and finish.output:
+            log.error(
+                "task %s on %s: the database refused the outcome with %d bytes of output; storing its tail only",
+                job.identifier,
+                self.endpoint,
+                finish.output_size,
+            )
+            finish = dataclasses.replace(finish, output=_output_refused(self._refused, finish))
+            if self.store("record an outcome", self.responses.record, [], [finish], self.endpoint) is not None:
+                return True
+        if self._refused is None:
+            return False
+        errmsg = _refused_errmsg(self._refused, outcome)
+        log.error("task %s on %s: %s; recording it as failed", job.identifier, self.endpoint, errmsg)
+        failed = [_finish(job, Outcome.failed(errmsg))]
+        return self.store("record a failure", self.responses.record, [], failed, self.endpoint) is not None
 
     def report_progress(self, report: Progress) -> None:
         """Keep a run's latest progress, to be written within `PROGRESS_EVERY` seconds."""
@@ -160,7 +182,23 @@ def _refused_errmsg(refusal: StorageError, outcome: Outcome) -> str:
     return "cannot store the handler's result: %s" % refusal
 
 
+def _output_refused(refusal: StorageError, finish: Finish) -> str:
+    """What is stored as the output of a run whose output the database refused: why, then its end."""
+    note = "[tasker: the database refused this run's output (%d bytes): %s; its end follows]\n"
+    return note % (finish.output_size, refusal) + output_tail(finish.output)
+
+
+def _bounded(ended: list[Ended]) -> list[Ended]:
+    """The first of these outcomes whose output, together, is within `BATCH_OUTPUT` (one at least)."""
+    total = 0
+    for count, (_, _, outcome) in enumerate(ended):
+        total += len(outcome.output.text)
+        if count and total > BATCH_OUTPUT:
+            return ended[:count]
+    return ended
+
+
 def _finish(job: Job, outcome: Outcome) -> Finish:
-    return Finish(
-        job.task_id, job.run, ResponseState(outcome.state.value), outcome.errnr, outcome.errmsg, outcome.payload
-    )
+    state = ResponseState(outcome.state.value)
+    output = outcome.output
+    return Finish(job.task_id, job.run, state, outcome.errnr, outcome.errmsg, outcome.payload, output.text, output.size)

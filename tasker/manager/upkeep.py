@@ -3,7 +3,6 @@ message expired. A part of `Manager` (its base class), kept apart to keep each f
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import logging
 import threading
@@ -11,6 +10,7 @@ import time
 
 from tasker.manager.holding import Held, Holdings, Phase
 from tasker.manager.recorder import Recorder
+from tasker.manager.run_queue import RunQueue
 from tasker.manager.workhorse_job import Horse, Job
 from tasker.messaging.consumer import Consumer
 from tasker.messaging.message import TaskMessage
@@ -35,7 +35,7 @@ class Upkeep:
     renew_after: float
     orphan_interval: float
     max_crashes: int | None
-    _runnable: collections.deque[Held]
+    _runnable: RunQueue
     _in_hand: tuple[Held, Job] | None
     _cancelling: bool
     _stopping: threading.Event
@@ -68,9 +68,8 @@ class Upkeep:
         if not held_ids:
             return
         cancelled = self.recorder.store("look for cancels", self.responses.cancelled, held_ids) or set()
-        for held in [held for held in self._runnable if held.message.id in cancelled]:
+        for held in self._runnable.take_tasks(cancelled):
             log.info("task %s on %s: cancelled before it started", held.message.identifier, self.endpoint)
-            self._runnable.remove(held)
             self.holdings.drop(held, finished=True)
             for delivery in held.release():
                 self.consumer.ack(delivery)
@@ -80,7 +79,7 @@ class Upkeep:
 
     def _bring_back(self, orphan: Orphan) -> None:
         task = orphan.task
-        message = TaskMessage(task.id, task.identifier, task.type, task.endpoints, task.payload, orphan.run)
+        message = TaskMessage.of(task, orphan.run)
         if self.holdings.get((task.id, orphan.run)) is not None:
             return
         held = Held(message, None)
@@ -93,4 +92,4 @@ class Upkeep:
             "task %s on %s: its message expired after it was received; running it again", task.identifier, self.endpoint
         )
         held.move(Phase.WAITING)
-        self._runnable.append(held)
+        self._runnable.add(held)

@@ -19,7 +19,8 @@ from tasker.clock import format_time
 from tasker.config import NAME_PATTERN, TASK_TYPE_PATTERN
 from tasker.errors import InvalidTask
 from tasker.jsontext import JsonText
-from tasker.records import TaskRecord
+from tasker.lifecycle import PERCENT, Limits
+from tasker.records import LIMIT_KEYS, TaskRecord
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _PAYLOAD_KEY = ',"payload":'
@@ -38,6 +39,16 @@ class TaskMessage:
     # The run this message performs, and its delivery deadline (`YYYY-MM-DD HH:MM:SS`, UTC).
     run: int = 1
     deadline: str | None = None
+    # The task's limits (None: none): its own time limit, and max_concurrency and max_errors.
+    timeout: float | None = None
+    limits: Limits = Limits()
+
+    @classmethod
+    def of(cls, task: TaskRecord, run: int) -> TaskMessage:
+        """The message of run `run` of a stored task, as a manager would have received it."""
+        return cls(
+            task.id, task.identifier, task.type, task.endpoints, task.payload, run, None, task.timeout, task.limits
+        )
 
 
 def encode_task(task: TaskRecord, run: int = 1, deadline: dt.datetime | None = None) -> bytes:
@@ -49,8 +60,11 @@ def encode_task(task: TaskRecord, run: int = 1, deadline: dt.datetime | None = N
         "endpoints": list(task.endpoints),
         "run": run,
         "deadline": format_time(deadline or task.deadline),
-        "payload": task.payload,
     }
+    for key in LIMIT_KEYS:
+        if getattr(task, key) is not None:
+            body[key] = getattr(task, key)
+    body["payload"] = task.payload
     return jsontext.dumps(body, separators=(",", ":")).encode("utf-8")
 
 
@@ -77,14 +91,27 @@ def decode_task(body: bytes) -> TaskMessage:
         raise InvalidTask("message has no valid run number")
     if deadline is not None and not isinstance(deadline, str):
         raise InvalidTask("message has no valid deadline")
-    return TaskMessage(task_id, identifier, task_type, tuple(endpoints), payload, run, deadline)
+    timeout = data.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise InvalidTask("message has no valid timeout")
+    limits = Limits(_limit(data, "max_concurrency"), _limit(data, "max_errors"))
+    return TaskMessage(task_id, identifier, task_type, tuple(endpoints), payload, run, deadline, timeout, limits)
+
+
+def _limit(data: dict[str, Any], key: str) -> int | str | None:
+    value = data.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    if isinstance(value, str) and PERCENT.match(value):
+        return value
+    raise InvalidTask("message has no valid %s" % key)
 
 
 def _envelope(text: str) -> tuple[dict[str, Any], JsonText]:
     """The message's keys but the payload, and the payload as text.
 
-    The keys before the payload hold names, numbers and a time, none of which can contain a
-    double quote: the first `,"payload":` is the payload's key.
+    The keys before the payload hold names, numbers, a time and limits ("25%"), none of which
+    can contain a double quote: the first `,"payload":` is the payload's key.
     """
     head, found, rest = text.partition(_PAYLOAD_KEY)
     if found and rest.endswith("}"):

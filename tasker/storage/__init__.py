@@ -1,6 +1,7 @@
 """Storage: the only package that imports SQLAlchemy. Tasks, task-responses, registrations."""
 
 from tasker.storage.database import Database, open_database
+from tasker.storage.limits import LimitStore
 from tasker.storage.responses import Arrival, Finish, Orphan, Progress, ResponseStore, Start
 from tasker.storage.tasks import Created, Missed, NewTask, TaskStore
 
@@ -12,6 +13,7 @@ __all__ = [
     "NewTask",
     "Orphan",
     "Finish",
+    "LimitStore",
     "Progress",
     "ResponseStore",
     "Start",

@@ -1,4 +1,4 @@
-"""The tables: `task`, `task_response` and `endpoint_registration`."""
+"""The tables: `task`, `task_response`, `task_run`, `run_output` and `endpoint_registration`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -57,6 +59,11 @@ class Task(Base):
     claim_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # When a cancel was asked for (None: never, or a retry since).
     cancel_requested: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Limits on the task (None: none): seconds a run may take; endpoints running it at once,
+    # and failures before the rest is skipped, as given ("3" or "25%").
+    timeout: Mapped[float | None] = mapped_column(Double, nullable=True)
+    max_concurrency: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    max_errors: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class TaskResponse(Base):
@@ -89,6 +96,10 @@ class TaskResponse(Base):
     # The latest progress the handler of the current run reported: percent, and a message.
     progress: Mapped[float | None] = mapped_column(Float, nullable=True)
     progress_message: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The current run's output: its size in bytes as written and its last 2,000 characters,
+    # once a manager recorded how the run ended (None before; the text is in run_output).
+    output_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    output_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TaskRun(Base):
@@ -110,6 +121,23 @@ class TaskRun(Base):
     start_time: Mapped[dt.datetime] = mapped_column(DateTime)
     last_modified_time: Mapped[dt.datetime] = mapped_column(DateTime)
     deadline: Mapped[dt.datetime] = mapped_column(DateTime)
+    output_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    output_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class OutputChunk(Base):
+    """A piece of one run's output: at most 1 MiB of UTF-8, cut between characters; a run's
+    pieces in `seq` order make its output."""
+
+    __tablename__ = "run_output"
+    __table_args__ = (UniqueConstraint("task_id", "endpoint", "run", "seq", name="uq_run_output_chunk"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(Name)
+    run: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    chunk: Mapped[str] = mapped_column(LongText)
 
 
 class EndpointRegistration(Base):
@@ -136,7 +164,22 @@ def task_record(row: Any) -> TaskRecord:
         last_modified_time=row.last_modified_time,
         deadline=row.deadline,
         cancel_requested=getattr(row, "cancel_requested", None),
+        timeout=getattr(row, "timeout", None),
+        max_concurrency=limit_value(getattr(row, "max_concurrency", None)),
+        max_errors=limit_value(getattr(row, "max_errors", None)),
     )
+
+
+def limit_text(value: int | str | None) -> str | None:
+    """A limit as its column stores it: "3", or "25%"."""
+    return None if value is None else str(value)
+
+
+def limit_value(text: str | None) -> int | str | None:
+    """A limit column's text as the client gave it: an int, or a percentage string."""
+    if text is None or text.endswith("%"):
+        return text
+    return int(text)
 
 
 def response_record(row: Any) -> ResponseRecord:
@@ -168,10 +211,13 @@ def _run_values(row: Any) -> dict[str, Any]:
         "start_time": row.start_time,
         "last_modified_time": row.last_modified_time,
         "deadline": row.deadline,
+        "output_size": getattr(row, "output_size", None),
+        "output_tail": getattr(row, "output_tail", None),
     }
 
 
 TASK = Task.__table__
 RESPONSE = TaskResponse.__table__
 RUN = TaskRun.__table__
+OUTPUT = OutputChunk.__table__
 REGISTRATION = EndpointRegistration.__table__

@@ -27,7 +27,7 @@ from tasker.records import RunRecord, TaskRecord
 from tasker.status import ErrNr, ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.models import RESPONSE, RUN, TASK, run_record, task_record
-from tasker.storage.settle import lock_tasks, refresh_status
+from tasker.storage.settle import lock_tasks, never_ran, refresh_status
 from tasker.storage.tasks import Outgoing
 
 # The columns of a response that make one run: what a retry keeps in task_run.
@@ -98,7 +98,7 @@ class Operations:
                     update(RESPONSE)
                     .where(RESPONSE.c.task_id == task.id, RESPONSE.c.endpoint.in_(waiting))
                     .where(RESPONSE.c.state.in_([ResponseState.QUEUED.value, ResponseState.RECEIVED.value]))
-                    .values(_skipped(now))
+                    .values(never_ran(ResponseState.SKIPPED, CANCELLED_BEFORE_START, now))
                 )
             connection.execute(update(TASK).where(TASK.c.id == task.id).values(cancel_requested=now))
             refresh_status(connection, {task.id: task.status}, now)
@@ -145,17 +145,9 @@ def _new_run(run: int, now: dt.datetime, deadline: dt.datetime) -> dict:
         "pgid": None,
         "progress": None,
         "progress_message": None,
+        "output_size": None,
+        "output_tail": None,
         "start_time": now,
         "last_modified_time": now,
         "deadline": deadline,
-    }
-
-
-def _skipped(now: dt.datetime) -> dict:
-    return {
-        "state": ResponseState.SKIPPED.value,
-        "status": seed_status(ResponseState.SKIPPED),
-        "errnr": ErrNr.GENERAL_ERROR.value,
-        "errmsg": CANCELLED_BEFORE_START,
-        "last_modified_time": now,
     }

@@ -17,7 +17,9 @@ from tasker.lifecycle import ReceiptDecision, RunRow, decide_receipt, may_finish
 from tasker.records import TaskRecord
 from tasker.status import ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
+from tasker.storage.limits import hold_back
 from tasker.storage.models import REGISTRATION, RESPONSE, TASK, EndpointRegistration, task_record
+from tasker.storage.outputs import output_tail, write_outputs
 from tasker.storage.settle import lock_tasks, refresh_status
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,8 @@ class Start:
 
 @dataclasses.dataclass(frozen=True)
 class Finish:
-    """How a run ended: its final state and what the handler (or tasker) said."""
+    """How a run ended: its final state and what the handler (or tasker) said; its `output` as
+    kept, and `output_size`, the bytes of UTF-8 it wrote (more than kept when cut)."""
 
     task_id: int
     run: int
@@ -61,6 +64,8 @@ class Finish:
     errnr: int
     errmsg: str | None
     payload: Any
+    output: str = dataclasses.field(default="", repr=False)
+    output_size: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +168,10 @@ class ResponseStore:
             outcomes_by_task = {o.task_id: _outcome_values(o) for o in current}
             for values, task_ids in _grouped(outcomes_by_task).items():
                 connection.execute(_FINISH, {"ids": task_ids, "b_endpoint": endpoint, "b_now": now, **dict(values)})
+            write_outputs(connection, current, endpoint, self.database)
+            failed = {o.task_id for o in current if o.state in (ResponseState.FAILED, ResponseState.TIMED_OUT)}
+            if failed:  # max_errors may hold the rest of these tasks back now
+                hold_back(connection, failed, now)
             return refresh_status(connection, before, now)
 
     def _record_starts(self, connection: Connection, starts: list[Start], endpoint: str, now: dt.datetime) -> None:
@@ -265,6 +274,10 @@ def _outcome_values(outcome: Finish) -> tuple[tuple[str, Any], ...]:
         ("b_errnr", outcome.errnr),
         ("b_errmsg", outcome.errmsg),
         ("b_payload", json.dumps(outcome.payload)),
+        # Runs without output share one UPDATE; one with output has its own tail (its text goes
+        # to run_output).
+        ("b_output_size", outcome.output_size),
+        ("b_output_tail", output_tail(outcome.output)),
     )
 
 
@@ -320,6 +333,8 @@ _FINISH = (
         errnr=bindparam("b_errnr"),
         errmsg=bindparam("b_errmsg"),
         payload=bindparam("b_payload"),
+        output_size=bindparam("b_output_size"),
+        output_tail=bindparam("b_output_tail"),
         pgid=None,
         last_modified_time=bindparam("b_now"),
     )

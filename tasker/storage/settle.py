@@ -8,13 +8,13 @@ transactions never deadlock.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from tasker.lifecycle import task_status
-from tasker.status import ResponseState, TaskStatus
+from tasker.lifecycle import seed_status, task_status
+from tasker.status import ErrNr, ResponseState, TaskStatus
 from tasker.storage.models import RESPONSE, TASK
 
 # Built once: the hot paths run them for every batch (SQLAlchemy caches what they compile to).
@@ -29,6 +29,17 @@ _STATES = (
 _SET_STATUS = update(TASK).where(TASK.c.id.in_(_IDS))
 _SET_STATUS_SENT = _SET_STATUS.values(status=bindparam("b_status"), last_modified_time=bindparam("b_now"))
 _SET_STATUS_OVER = _SET_STATUS_SENT.values(claim_until=None)
+
+
+def never_ran(state: ResponseState, errmsg: str, now: dt.datetime) -> dict[str, Any]:
+    """The column values of a run that ended without its handler running: `missing` or `skipped`."""
+    return {
+        "state": state.value,
+        "status": seed_status(state),
+        "errnr": ErrNr.GENERAL_ERROR.value,
+        "errmsg": errmsg,
+        "last_modified_time": now,
+    }
 
 
 def lock_tasks(connection: Connection, task_ids: Iterable[int], locks_rows: bool) -> dict[int, TaskStatus]:

@@ -17,9 +17,9 @@ from tasker.lifecycle import MISSING_ERRMSG, seed_status
 from tasker.records import NewTask, TaskRecord
 from tasker.status import ErrNr, ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
-from tasker.storage.models import REGISTRATION, RESPONSE, TASK, task_record
+from tasker.storage.models import REGISTRATION, RESPONSE, TASK, limit_text, task_record
 from tasker.storage.reads import Read, read_tasks
-from tasker.storage.settle import lock_tasks, refresh_status
+from tasker.storage.settle import lock_tasks, never_ran, refresh_status
 
 log = logging.getLogger(__name__)
 # How long an API process holds a task it is publishing: above the publisher's confirm timeout,
@@ -148,6 +148,9 @@ class TaskStore:
                     "last_modified_time": now,
                     "deadline": deadline,
                     "claim_until": claim_until,
+                    "timeout": new.timeout,
+                    "max_concurrency": limit_text(new.max_concurrency),
+                    "max_errors": limit_text(new.max_errors),
                 }
             )
         ids = _insert_returning_ids(connection, rows)
@@ -245,13 +248,7 @@ class TaskStore:
             connection.execute(
                 update(RESPONSE)
                 .where(RESPONSE.c.task_id.in_(task_ids), overdue)
-                .values(
-                    state=ResponseState.MISSING.value,
-                    status=seed_status(ResponseState.MISSING),
-                    errnr=ErrNr.GENERAL_ERROR.value,
-                    errmsg=MISSING_ERRMSG,
-                    last_modified_time=now,
-                )
+                .values(never_ran(ResponseState.MISSING, MISSING_ERRMSG, now))
             )
             after = refresh_status(connection, before, now)
             changed = [task_id for task_id in after if after[task_id] is not before[task_id]]
@@ -313,9 +310,15 @@ def _queued_response(task_id: int, endpoint: str, now: dt.datetime, deadline: dt
 
 
 def _same_content(row: Any, new: NewTask) -> bool:
-    """Whether a POST repeats the stored task: same payload, same endpoints in any order (or none given)."""
+    """Whether a POST repeats the stored task: same payload, same endpoints in any order (or
+    none given), same limits."""
     same_endpoints = new.endpoints is None or sorted(new.endpoints) == sorted(json.loads(row.endpoints))
-    return row.payload == new.payload.text and same_endpoints
+    same_limits = (row.timeout, row.max_concurrency, row.max_errors) == (
+        new.timeout,
+        limit_text(new.max_concurrency),
+        limit_text(new.max_errors),
+    )
+    return row.payload == new.payload.text and same_endpoints and same_limits
 
 
 def _conflict(new: NewTask) -> TaskConflict:

@@ -95,6 +95,7 @@ def test_openapi_json_is_a_valid_document_of_every_configured_task_type(api, doc
     for task_type in test_config.task_types:
         expected |= {"/%s" % task_type, "/%s/{identifier}" % task_type}
         expected |= {"/%s/{identifier}/retry" % task_type, "/%s/{identifier}/cancel" % task_type}
+        expected.add("/%s/{identifier}/output" % task_type)
     assert set(document["paths"]) == expected
     assert "securitySchemes" not in document["components"], "no api.tokens in this run: no authentication"
     loaded = schemathesis.openapi.from_dict(document)
@@ -118,6 +119,21 @@ def test_a_done_task_and_its_responses_read_as_documented(api, document):
     answer = api.get("worker", identifier)
     conforms(document, answer, "GET", "/worker/{identifier}")
     assert sorted(response["endpoint"] for response in answer.json["taskResponseList"]) == CONSOLES
+
+
+def test_a_runs_output_and_its_errors_answer_as_documented(api, document):
+    identifier, template = unique("output"), "/worker/{identifier}/output"
+    assert api.post("worker", {"identifier": identifier, "endpoints": CONSOLES}).status == 201
+    api.wait_status("worker", identifier, ("DONE",))
+    answer = api.request("GET", "/worker/%s/output?endpoint=console1" % identifier)
+    documented = document["paths"][template]["get"]["responses"]["200"]
+    assert answer.status == 200 and answer.headers["content-type"].split(";")[0] in documented["content"], answer
+    for name, header in documented["headers"].items():
+        assert not header.get("required") or name.lower() in answer.headers, name
+    for query, status in (("", 400), ("endpoint=console1&run=0", 400), ("endpoint=console9", 404)):
+        error = api.request("GET", "/worker/%s/output?%s" % (identifier, query))
+        assert error.status == status, error
+        conforms(document, error, "GET", template)
 
 
 ERRORS = [

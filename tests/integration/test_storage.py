@@ -19,17 +19,6 @@ from tests.helpers import unique, wait_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["mariadb", "sqlite"])
-def db(request, tmp_path):
-    if request.param == "mariadb":
-        yield request.getfixturevalue("database")
-        return
-    sqlite = open_database(DbConfig(uri="sqlite:///%s" % (tmp_path / "tasker.db")))
-    sqlite.upgrade_schema()
-    yield sqlite
-    sqlite.close()
-
-
 def new(endpoints=("e1", "e2"), payload=None, identifier=None):
     return NewTask("worker", identifier or unique(), payload or {"n": 1}, list(endpoints) if endpoints else None)
 

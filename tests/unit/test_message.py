@@ -78,3 +78,23 @@ def test_a_message_with_the_payload_before_other_keys_is_parsed_whole():
     body = b'{"id":7,"identifier":"abc","type":"worker","endpoints":["e1"],"payload":{"a":1},"run":2}'
     message = decode_task(body)
     assert (message.payload.value(), message.run) == ({"a": 1}, 2)
+
+
+def test_a_tasks_limits_travel_in_its_message_before_the_payload():
+    limited = dataclasses.replace(TASK, timeout=2.5, max_concurrency="25%", max_errors=0)
+    body = encode_task(limited)
+    assert body.decode().endswith(',"payload":{"a": 1}}')
+    message = decode_task(body)
+    assert message.timeout == 2.5
+    assert (message.limits.max_concurrency, message.limits.max_errors) == ("25%", 0)
+    plain = decode_task(encode_task(TASK))
+    assert plain.timeout is None and not plain.limits
+    assert "timeout" not in json.loads(encode_task(TASK))
+
+
+@pytest.mark.parametrize(
+    "key, value", [("timeout", 0), ("timeout", "1"), ("max_concurrency", "x%"), ("max_errors", -1), ("max_errors", [])]
+)
+def test_a_message_with_a_bad_limit_is_refused(key, value):
+    with pytest.raises(InvalidTask, match="message has no valid %s" % key):
+        decode_task(json.dumps(dict(BODY, **{key: value})).encode())

@@ -104,3 +104,52 @@ def test_the_depth_rule_counts_lists_and_objects_not_brackets_in_strings(depth):
     else:
         with pytest.raises(InvalidTask, match="nested deeper than 64 levels"):
             parse(body)
+
+
+def test_limits_are_taken_as_given():
+    new = parse({"identifier": "x", "timeout": 90, "max_concurrency": "25%", "max_errors": 0})
+    assert (new.timeout, new.max_concurrency, new.max_errors) == (90.0, "25%", 0)
+    new = parse({"identifier": "x", "timeout": 0.5, "max_concurrency": 2.0, "max_errors": "100%"})
+    assert (new.timeout, new.max_concurrency, new.max_errors) == (0.5, 2, "100%")
+    new = parse({"identifier": "x"})
+    assert (new.timeout, new.max_concurrency, new.max_errors) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "limits, message",
+    [
+        ({"timeout": 0}, "timeout must be above 0 and at most 86400 seconds (api.max_timeout)"),
+        ({"timeout": 86401}, "timeout must be above 0 and at most 86400 seconds"),
+        ({"timeout": "60"}, "timeout must be a number of seconds, not a string"),
+        ({"timeout": True}, "timeout must be a number of seconds, not a boolean"),
+        ({"max_concurrency": 0}, "max_concurrency must be an integer from 1 to 1000000"),
+        ({"max_concurrency": "0%"}, "max_concurrency must be an integer from 1 to 1000000"),
+        ({"max_concurrency": "101%"}, "max_concurrency must be an integer"),
+        ({"max_concurrency": 1.5}, "max_concurrency must be an integer"),
+        ({"max_errors": -1}, "max_errors must be an integer from 0 to 1000000"),
+        ({"max_errors": "5"}, "max_errors must be an integer"),
+        ({"max_errors": False}, "max_errors must be an integer"),
+    ],
+)
+def test_bad_limits_say_what_is_wrong(limits, message):
+    with pytest.raises(InvalidTask) as caught:
+        parse(dict(identifier="x", **limits))
+    assert message in str(caught.value)
+
+
+def test_the_longest_timeout_is_the_apis_setting():
+    body = json.dumps({"identifier": "x", "timeout": 120}).encode()
+    assert parse_new_task("worker", body, max_timeout=120).timeout == 120
+    with pytest.raises(InvalidTask, match="at most 60 seconds"):
+        parse_new_task("worker", body, max_timeout=60)
+
+
+def test_a_limit_beyond_a_million_is_refused():
+    with pytest.raises(InvalidTask, match="max_concurrency must be an integer from 1 to 1000000"):
+        parse({"identifier": "x", "max_concurrency": 8069686000})
+
+
+@pytest.mark.parametrize("key", ["timeout", "max_concurrency", "max_errors"])
+def test_a_limit_of_null_is_refused_as_endpoints_null_is(key):
+    with pytest.raises(InvalidTask, match="%s must be" % key):
+        parse({"identifier": "x", key: None})
