@@ -163,3 +163,23 @@ def test_a_handlers_progress_shows_within_a_second_and_a_new_run_starts_without(
 def _progress(api, identifier):
     response = api.response("horse", identifier, "prog-1")
     return (response["progress"], response["progress_message"]) if response["progress"] is not None else None
+
+
+@pytest.mark.parametrize("action", ["loop", "ignore_sigterm"])
+def test_a_cancel_stops_a_handler_stuck_in_a_loop(cluster, operated, action):
+    """`loop` spins in `while True: pass` and ends at SIGTERM, after manager.cancel_grace (1 s);
+    `ignore_sigterm` ignores it too and ends at SIGKILL, as long again after."""
+    api, identifier = operated, unique("stuck-" + action.replace("_", "-"))
+    endpoint = "stuck-%s" % action.replace("_", "-")
+    cluster.manager(endpoint, "horse")
+    assert (
+        api.post("horse", {"identifier": identifier, "payload": {"do": action}, "endpoints": [endpoint]}).status == 201
+    )
+    api.wait_state("horse", identifier, endpoint, ("running",))
+    asked = time.monotonic()
+    assert api.request("POST", "/horse/%s/cancel" % identifier).status == 202
+    api.wait_status("horse", identifier, ("CANCELLED",), timeout=15)
+    stopped_after = time.monotonic() - asked
+    assert api.response("horse", identifier, endpoint)["state"] == "cancelled"
+    grace = 1 if action == "loop" else 2
+    assert stopped_after < grace + 2, "stopped %.1f s after the cancel" % stopped_after
