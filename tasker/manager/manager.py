@@ -85,6 +85,7 @@ class Manager(Upkeep):
         self._runnable = RunQueue()
         self._in_hand: tuple[Held, Job] | None = None
         self._cancelling = False  # the run in hand is being stopped by a cancel
+        self._output_shown = 0
         self._next_tick = 0.0
         self._next_orphan_check = 0.0
 
@@ -237,7 +238,7 @@ class Manager(Upkeep):
                 self._end(held, prepared, Outcome.failed("cannot start the handler process: %s" % exc))
                 continue
             held.move(Phase.RUNNING)
-            self._in_hand, self._cancelling = (held, prepared), False
+            self._in_hand, self._cancelling, self._output_shown = (held, prepared), False, 0
             # A run delivered again is recorded running at once: should it take this manager
             # down as well, its next delivery knows it was running (manager.max_crashes).
             self.recorder.starts.add(Start(job.task_id, job.run, pgid), at_once=held.attempts > 1)

@@ -23,7 +23,7 @@ from tasker.manager.holding import Held
 from tasker.manager.pending import Pending
 from tasker.manager.workhorse import Job, Outcome
 from tasker.status import ResponseState
-from tasker.storage import Arrival, Finish, Progress, ResponseStore, Start
+from tasker.storage import Arrival, Finish, OutputSoFar, Progress, ResponseStore, Start
 from tasker.storage.outputs import output_tail
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class Recorder:
         self.starts: Pending[Start] = Pending(BATCH, START_LINGER)
         self.ended: Pending[Ended] = Pending(BATCH, OUTCOME_LINGER)
         self._progress: dict[tuple[int, int], Progress] = {}
+        self._outputs: dict[tuple[int, int], OutputSoFar] = {}
         self._progress_due: float | None = None
         self._retry_at = 0.0
         self._refused: StorageError | None = None  # why the database refused the last write for good
@@ -107,8 +108,6 @@ class Recorder:
         for _, job, outcome in ended:
             if not self._record_one(job, outcome):
                 return None
-        self._progress: dict[tuple[int, int], Progress] = {}
-        self._progress_due: float | None = None
         self._retry_at = 0.0
         return {}
 
@@ -139,15 +138,25 @@ class Recorder:
     def report_progress(self, report: Progress) -> None:
         """Keep a run's latest progress, to be written within `PROGRESS_EVERY` seconds."""
         self._progress[(report.task_id, report.run)] = report
+        self._live_due()
+
+    def report_output(self, report: OutputSoFar) -> None:
+        """Keep what a run has written so far, to be written within `PROGRESS_EVERY` seconds."""
+        self._outputs[(report.task_id, report.run)] = report
+        self._live_due()
+
+    def _live_due(self) -> None:
         if self._progress_due is None:
             self._progress_due = time.monotonic() + PROGRESS_EVERY
 
     def progress(self, now: float) -> None:
-        """Write the progress reports that are due (a failed write is dropped: newer ones come)."""
+        """Write the progress and output reports that are due (a failed write is dropped: newer
+        ones come)."""
         if self._progress_due is None or now < self._progress_due or now < self._retry_at:
             return
-        reports, self._progress, self._progress_due = list(self._progress.values()), {}, None
-        self.store("record progress", self.responses.record_progress, reports, self.endpoint)
+        reports, outputs = list(self._progress.values()), list(self._outputs.values())
+        self._progress, self._outputs, self._progress_due = {}, {}, None
+        self.store("record progress", self.responses.record_live, reports, outputs, self.endpoint)
 
     def wake_at(self, idle: bool) -> float | None:
         """When something will be due to be written (`time.monotonic()`), or None."""

@@ -14,7 +14,7 @@ from tasker.manager.run_queue import RunQueue
 from tasker.manager.workhorse_job import Horse, Job
 from tasker.messaging.consumer import Consumer
 from tasker.messaging.message import TaskMessage
-from tasker.storage import Orphan, ResponseStore
+from tasker.storage import Orphan, OutputSoFar, ResponseStore
 
 log = logging.getLogger("tasker.manager.manager")
 TICK = 1.0  # seconds between looks at leases, cancels and orphans when nothing else happens
@@ -38,6 +38,7 @@ class Upkeep:
     _runnable: RunQueue
     _in_hand: tuple[Held, Job] | None
     _cancelling: bool
+    _output_shown: int  # bytes of the run in hand's output shown so far
     _stopping: threading.Event
     _started_at: dt.datetime
     _next_tick: float
@@ -54,6 +55,7 @@ class Upkeep:
                 log.info("renewing the delivery of task %s before the consumer timeout", held.message.identifier)
                 self.consumer.renew(delivery)
         self._watch_cancels()
+        self._watch_output()
         if now >= self._next_orphan_check and not self._stopping.is_set():
             self._next_orphan_check = now + self.orphan_interval
             args = (self.task_type, self.endpoint, self._started_at)
@@ -76,6 +78,18 @@ class Upkeep:
         if self._in_hand is not None and self._in_hand[0].message.id in cancelled and not self._cancelling:
             log.info("task %s on %s: cancelled while it runs; stopping it", self._in_hand[1].identifier, self.endpoint)
             self._cancelling = self.horse.cancel()
+
+    def _watch_output(self) -> None:
+        """Once a tick: have what the run in hand wrote since the last tick shown (its size and
+        last 2,000 characters), so a long or stuck run can be read while it goes on."""
+        if self._in_hand is None:
+            return
+        so_far = self.horse.output_so_far()
+        if so_far is None or so_far.size == self._output_shown:
+            return
+        self._output_shown = so_far.size
+        job = self._in_hand[1]
+        self.recorder.report_output(OutputSoFar(job.task_id, job.run, so_far.size, so_far.text))
 
     def _bring_back(self, orphan: Orphan) -> None:
         task = orphan.task

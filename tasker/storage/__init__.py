@@ -2,7 +2,8 @@
 
 from tasker.storage.database import Database, open_database
 from tasker.storage.limits import LimitStore
-from tasker.storage.responses import Arrival, Finish, Orphan, Progress, ResponseStore, Start
+from tasker.storage.live import OutputSoFar, Progress
+from tasker.storage.responses import Arrival, Finish, Orphan, ResponseStore, Start
 from tasker.storage.tasks import Created, Missed, NewTask, TaskStore
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Missed",
     "NewTask",
     "Orphan",
+    "OutputSoFar",
     "Finish",
     "LimitStore",
     "Progress",

@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any, Hashable
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from tasker.clock import utcnow
@@ -18,6 +18,7 @@ from tasker.records import TaskRecord
 from tasker.status import ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.limits import hold_back
+from tasker.storage.live import OPEN_RUN, OutputSoFar, Progress, write_live
 from tasker.storage.models import REGISTRATION, RESPONSE, TASK, EndpointRegistration, task_record
 from tasker.storage.outputs import output_tail, write_outputs
 from tasker.storage.settle import lock_tasks, refresh_status
@@ -32,16 +33,6 @@ class Arrival:
     task_id: int
     run: int
     type: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """The latest progress the handler of a run reported: percent, and an optional message."""
-
-    task_id: int
-    run: int
-    percent: float
-    message: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,22 +181,11 @@ class ResponseStore:
                 pgids[row.task_id] = row.pgid
         return rows, pgids
 
-    def record_progress(self, reports: list[Progress], endpoint: str) -> None:
-        """Store the latest progress each run reported, while it is received or running."""
-        if not reports:
-            return
-        with self.database.connection() as connection:
-            params = [
-                {
-                    "b_endpoint": endpoint,
-                    "b_task_id": r.task_id,
-                    "b_run": r.run,
-                    "b_percent": r.percent,
-                    "b_message": r.message,
-                }
-                for r in reports
-            ]
-            connection.execute(_PROGRESS, params)
+    def record_live(self, progress: list[Progress], outputs: list[OutputSoFar], endpoint: str) -> None:
+        """Store the latest progress and output so far of runs, while they are received or running."""
+        if progress or outputs:
+            with self.database.connection() as connection:
+                write_live(connection, endpoint, progress, outputs)
 
     def cancelled(self, task_ids: list[int]) -> set[int]:
         """Which of these tasks a cancel was requested for."""
@@ -307,22 +287,10 @@ _RECEIVE = (
         last_modified_time=bindparam("b_now"),
     )
 )
-# One run of one response, while it is received or running (a redelivered run may be running
-# already: its manager died; its new start counts). Run once per row (executemany), so no IN:
-# an expanding parameter cannot go in an executemany.
-_OPEN_RUN = (
-    RESPONSE.c.task_id == bindparam("b_task_id"),
-    RESPONSE.c.endpoint == bindparam("b_endpoint"),
-    RESPONSE.c.run == bindparam("b_run"),
-    or_(RESPONSE.c.state == ResponseState.RECEIVED.value, RESPONSE.c.state == ResponseState.RUNNING.value),
-)
 _START = (
     update(RESPONSE)
-    .where(*_OPEN_RUN)
+    .where(*OPEN_RUN)
     .values(state=ResponseState.RUNNING.value, pgid=bindparam("b_pgid"), last_modified_time=bindparam("b_now"))
-)
-_PROGRESS = (
-    update(RESPONSE).where(*_OPEN_RUN).values(progress=bindparam("b_percent"), progress_message=bindparam("b_message"))
 )
 _FINISH = (
     update(RESPONSE)

@@ -77,10 +77,10 @@ def test_a_run_not_ended_answers_the_nothing_stored_yet_and_says_it_runs(api):
     answer = output(api, identifier, "endpoint=out-b")
     assert (answer.status, answer.raw, answer.headers["x-tasker-run-state"]) == (200, b"", "running"), answer
     assert "x-tasker-output-size" not in answer.headers
-    assert (responses(api, identifier)["out-b"]["output_size"], responses(api, identifier)["out-b"]["output_tail"]) == (
-        None,
-        None,
-    )
+    # The response shows what the run wrote so far, within a tick and a write.
+    live = wait_for(lambda: _shown_so_far(api, identifier), 2.5, 0.05, "the output so far")
+    assert live["state"] == "running" and STDERR_LINE in live["output_tail"], live
+    assert live["output_size"] == len(live["output_tail"].encode()), "all of it so far: it is short"
     api.wait_state("chatty", identifier, "out-b", ("succeeded",))
     done = output(api, identifier, "endpoint=out-b")
     assert done.raw.endswith(stdout_text(100).encode()) and done.headers["x-tasker-run-state"] == "succeeded"
@@ -133,3 +133,8 @@ def test_an_unknown_task_answers_404(api):
     for path in ("/chatty/no-such-%s/output?endpoint=out-a" % unique(), "/chatty/a%20b/output?endpoint=out-a"):
         answer = api.request("GET", path)
         assert answer.status == 404 and answer.json["error"]["status"] == 404, answer
+
+
+def _shown_so_far(api, identifier):
+    response = responses(api, identifier)["out-b"]
+    return response if response["output_tail"] else None
