@@ -28,26 +28,26 @@ from typing import Callable
 from tasker.clock import utcnow
 from tasker.errors import InvalidTask, StorageUnavailable
 from tasker.hooks import Hooks
-from tasker.lifecycle import Receipt, ReceiptDecision, StartVerdict
+from tasker.lifecycle import Receipt, ReceiptDecision
 from tasker.manager.holding import Held, Holdings, Phase
 from tasker.manager.inbox import Inbox
 from tasker.manager.recorder import Recorder
 from tasker.manager.run_queue import RunQueue
+from tasker.manager.starting import Starting, job_of
 from tasker.manager.upkeep import TICK, Upkeep
-from tasker.manager.workhorse import Job, Outcome, kill_group
+from tasker.manager.workhorse import Job, Outcome
 from tasker.manager.workhorse_job import Horse
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
-from tasker.storage import LimitStore, Progress, ResponseStore, Start
+from tasker.storage import LimitStore, Progress, ResponseStore
 
 log = logging.getLogger(__name__)
 UNKNOWN = "no such task or endpoint in the database"
-SLOT_WAIT = 0.5  # seconds between asks for a slot of a task with max_concurrency
 OUTPUT_LOGGED = 2000  # characters of a run's output the manager's log shows
 PROGRESS_MESSAGE_MAX = 200  # characters of a progress message kept (the column's size)
 
 
-class Manager(Upkeep):
+class Manager(Starting, Upkeep):
     """Serve one endpoint's queue of one task type until told to stop."""
 
     def __init__(
@@ -188,7 +188,7 @@ class Manager(Upkeep):
             held.attempts, held.leftover_pgid = decision.attempts, pgid
             held.move(Phase.WAITING)
             self._runnable.add(held)
-            self.hooks.notify("run_received", _job(held, self.endpoint))
+            self.hooks.notify("run_received", job_of(held, self.endpoint))
             return
         if decision.receipt is Receipt.CRASHED:
             held.attempts, held.leftover_pgid = decision.attempts, pgid
@@ -214,70 +214,6 @@ class Manager(Upkeep):
                 self.consumer.reject(delivery, UNKNOWN)
             else:
                 self.consumer.ack(delivery)
-
-    def _start_next(self) -> None:
-        while self._in_hand is None and not self._stopping.is_set():
-            held = self._runnable.next(time.monotonic())
-            if held is None:
-                return
-            if not held.usable(self.consumer.is_current):
-                self.holdings.drop(held, finished=False)  # its connection is gone: the broker redelivers it
-                continue
-            job = _job(held, self.endpoint)
-            if held.message.limits and not self._take_slot(held, job):
-                continue
-            prepared = self.hooks.prepare_run(job)
-            if isinstance(prepared, Outcome):
-                self._end(held, job, prepared)
-                continue
-            self._kill_leftovers(held, job)
-            try:
-                pgid = self.horse.begin(prepared)
-            except Exception as exc:
-                log.exception("task %s on %s: cannot start the handler process", job.identifier, self.endpoint)
-                self._end(held, prepared, Outcome.failed("cannot start the handler process: %s" % exc))
-                continue
-            held.move(Phase.RUNNING)
-            self._in_hand, self._cancelling, self._output_shown = (held, prepared), False, 0
-            # A run delivered again is recorded running at once: should it take this manager
-            # down as well, its next delivery knows it was running (manager.max_crashes).
-            self.recorder.starts.add(Start(job.task_id, job.run, pgid), at_once=held.attempts > 1)
-            self.hooks.notify("run_started", prepared, pgid)
-            log.debug("task %s started on %s", job.identifier, self.endpoint)
-
-    def _take_slot(self, held: Held, job: Job) -> bool:
-        """Take a slot of a task with limits in the database; False: the run waits for one (it
-        stays `received`), or is not to start at all (it is acknowledged)."""
-        verdict = self.recorder.store("take a slot", self.limits.take_slot, job.task_id, self.endpoint, job.run)
-        if verdict is None or verdict is StartVerdict.WAIT:
-            self._runnable.wait(held, time.monotonic() + SLOT_WAIT)
-            return False
-        if verdict is StartVerdict.GO:
-            return True
-        why = "held back by max_errors" if verdict is StartVerdict.SKIP else "not to be started any more"
-        log.info("task %s on %s: %s", job.identifier, self.endpoint, why)
-        self.holdings.drop(held, finished=True)
-        for delivery in held.release():
-            self.consumer.ack(delivery)
-        return False
-
-    def _give_up(self, held: Held, errmsg: str) -> None:
-        """Record a run failed without performing it again (what it left running is killed)."""
-        job = _job(held, self.endpoint)
-        log.error(
-            "task %s on %s: %s; recording it as failed, not running it again", job.identifier, self.endpoint, errmsg
-        )
-        self._kill_leftovers(held, job)
-        self._end(held, job, Outcome.failed(errmsg))
-
-    def _kill_leftovers(self, held: Held, job: Job) -> None:
-        """Kill the process group an earlier delivery of this run was running in, if any is left
-        (the handler's own children outlive a manager killed with SIGKILL)."""
-        pgid = held.leftover_pgid
-        if pgid is None or pgid == self.horse.pgid or pgid <= 1 or pgid == os.getpgid(0):
-            return
-        if kill_group(pgid):
-            log.warning("task %s on %s: killed what its last run left running", job.identifier, self.endpoint)
 
     def _end(self, held: Held, job: Job, outcome: Outcome) -> None:
         output = outcome.output
@@ -346,18 +282,3 @@ class Manager(Upkeep):
                 log.error("cannot %s on %s, retrying in %ss: %s", what, self.endpoint, self.retry_delay, exc)
             if self._stopping.wait(self.retry_delay):
                 return False
-
-
-def _job(held: Held, endpoint: str) -> Job:
-    message = held.message
-    return Job(
-        task_id=message.id,
-        identifier=message.identifier,
-        type=message.type,
-        payload=message.payload,
-        endpoints=list(message.endpoints),
-        endpoint=endpoint,
-        run=message.run,
-        attempts=held.attempts,
-        timeout=message.timeout,
-    )
