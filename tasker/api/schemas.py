@@ -1,0 +1,200 @@
+"""The JSON schemas of the API's request and answer bodies: `#/components/schemas` of the
+OpenAPI document that tasker.api.openapi builds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasker.lifecycle import MAX_LIMIT, PERCENT, RETRY_SELECTIONS
+from tasker.status import ResponseState, ResponseStatus, TaskStatus
+
+# tasker.config.NAME_PATTERN, in JSON Schema's (ECMA-262) reading: `$` is the end of the string only.
+NAME_PATTERN = r"^[A-Za-z0-9._:-]{1,50}$"
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+
+# The error answers the API gives: the name of each in `#/components/responses`, and when (README "Errors").
+ERRORS = {
+    400: ("BadRequest", "Malformed: not JSON, not an object, an unknown key, a wrong type or value, a path not UTF-8."),
+    401: ("Unauthorized", "No valid bearer token (only when `api.tokens` is configured)."),
+    404: ("NotFound", "No such path or task type, no task with this identifier, or (output) no such endpoint or run."),
+    405: ("MethodNotAllowed", "The path does not serve this method; `Allow` lists those it does."),
+    409: ("Conflict", "The identifier exists for this type with another payload or other endpoints."),
+    413: ("PayloadTooLarge", "The body is over `api.max_body_size`; answered from the headers, before it is read."),
+    415: ("UnsupportedMediaType", "The Content-Type is not application/json."),
+    503: ("ServiceUnavailable", "The database cannot be reached: nothing was stored."),
+}
+
+# What a response and each earlier run say of their run's output (null until its end is recorded).
+_OUTPUT_KEYS = {
+    "output_size": {"type": ["integer", "null"], "minimum": 0, "description": "Bytes of UTF-8 the run wrote."},
+    "output_tail": {"type": ["string", "null"], "description": "The last 2,000 characters of its output."},
+}
+
+
+def component_schemas(max_endpoints: int, max_timeout: float = 86400.0) -> dict[str, Any]:
+    """The JSON schemas of request and answer bodies, by name (`#/components/schemas/<name>`)."""
+    name = {"type": "string", "pattern": NAME_PATTERN}
+    time = {"type": "string", "pattern": TIME_PATTERN}
+    return {
+        "Name": name,
+        "Time": time,
+        "NewTask": {
+            "type": "object",
+            "required": ["identifier"],
+            "additionalProperties": False,
+            "properties": {
+                "identifier": ref("Name"),
+                "payload": {"description": "Any JSON value for the task handler.", "default": ""},
+                "endpoints": {
+                    "type": "array",
+                    "description": "Left out: every endpoint registered for the type.",
+                    "items": ref("Name"),
+                    "minItems": 1,
+                    "maxItems": max_endpoints,
+                    "uniqueItems": True,
+                },
+                "timeout": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": max_timeout,
+                    "description": "Seconds one endpoint's run may take; left out: manager.execution_timeout.",
+                },
+                "max_concurrency": _limit(1, "At most this many endpoints run the task at once."),
+                "max_errors": _limit(0, "Once more endpoints failed or timed out, the rest is skipped."),
+            },
+        },
+        "Task": _optional(
+            _object(
+                id={"type": "integer"},
+                identifier=ref("Name"),
+                type={"type": "string"},
+                payload={},
+                endpoints={"type": "array", "items": ref("Name")},
+                status={"type": "string", "enum": [status.value for status in TaskStatus]},
+                start_time=ref("Time"),
+                last_modified_time=ref("Time"),
+                deadline=ref("Time"),
+            ),
+            cancel_requested=ref("Time"),
+            timeout={"type": "number"},
+            max_concurrency=_limit(1, "As the task was created."),
+            max_errors=_limit(0, "As the task was created."),
+        ),
+        "TaskResponse": _optional(
+            _object(
+                id={"type": "integer"},
+                task_id={"type": "integer"},
+                endpoint=ref("Name"),
+                status={"type": "integer", "enum": [status.value for status in ResponseStatus]},
+                errnr={"type": "integer"},
+                errmsg={"type": ["string", "null"]},
+                payload={},
+                attempts={"type": "integer", "minimum": 0},
+                start_time=ref("Time"),
+                last_modified_time=ref("Time"),
+                state={"type": "string", "enum": [state.value for state in ResponseState]},
+                run={"type": "integer", "minimum": 1},
+                deadline=ref("Time"),
+                progress={"type": ["number", "null"], "minimum": 0, "maximum": 100},
+                progress_message={"type": ["string", "null"]},
+                **_OUTPUT_KEYS,
+            ),
+            runs={"type": "array", "items": ref("Run")},
+        ),
+        "Retry": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "endpoints": {
+                    "description": "A selection by state, or the endpoints to retry by name.",
+                    "default": "failed",
+                    "oneOf": [
+                        {"type": "string", "enum": list(RETRY_SELECTIONS)},
+                        {
+                            "type": "array",
+                            "items": ref("Name"),
+                            "minItems": 1,
+                            "maxItems": max_endpoints,
+                            "uniqueItems": True,
+                        },
+                    ],
+                },
+                "after_run": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "Safe repeats: if a run after this one exists, nothing starts (200).",
+                },
+            },
+        },
+        "Run": _object(
+            run={"type": "integer", "minimum": 1},
+            state={"type": "string", "enum": [state.value for state in ResponseState]},
+            status={"type": "integer", "enum": [status.value for status in ResponseStatus]},
+            errnr={"type": "integer"},
+            errmsg={"type": ["string", "null"]},
+            payload={},
+            attempts={"type": "integer", "minimum": 0},
+            start_time=ref("Time"),
+            last_modified_time=ref("Time"),
+            deadline=ref("Time"),
+            **_OUTPUT_KEYS,
+        ),
+        "TaskRead": _object(
+            task={
+                "allOf": [
+                    ref("Task"),
+                    _object(
+                        counts=_object(**{state.value: {"type": "integer", "minimum": 0} for state in ResponseState}),
+                        settled={"type": "boolean"},
+                    ),
+                ]
+            },
+            taskResponseList={"type": "array", "items": ref("TaskResponse")},
+        ),
+        "Error": _object(
+            error=_object(
+                status={"type": "integer", "enum": sorted(ERRORS)},
+                message={"type": "string"},
+            )
+        ),
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "database": {"type": "string"},
+                "broker": {"type": "string"},
+                "loop_lag_ms": {
+                    "type": "number",
+                    "description": "The longest the API's event loop was held in the last minute (with a token).",
+                },
+            },
+        },
+    }
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object schema whose every property is required."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _optional(schema: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    """The object schema with properties that are there only sometimes."""
+    return dict(schema, properties=dict(schema["properties"], **properties))
+
+
+def _limit(least: int, description: str) -> dict[str, Any]:
+    """max_concurrency or max_errors: an integer, or a percentage of the task's endpoints."""
+    return {
+        "description": description + ' An integer, or a percentage of the endpoints such as "25%".',
+        "oneOf": [
+            {"type": "integer", "minimum": least, "maximum": MAX_LIMIT},
+            {"type": "string", "pattern": PERCENT.pattern if least == 0 else "^(100|[1-9][0-9]?)%$"},
+        ],
+    }
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to the component schema `name`."""
+    return {"$ref": "#/components/schemas/%s" % name}
