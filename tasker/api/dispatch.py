@@ -24,9 +24,9 @@ from tasker.records import RunRecord, TaskRecord
 from tasker.status import TaskStatus
 from tasker.storage import Created, NewTask, TaskStore
 from tasker.storage.operations import Operations
+from tasker.storage.outbox import Outgoing
 from tasker.storage.outputs import OutputStore, StoredOutput
 from tasker.storage.reads import Read
-from tasker.storage.tasks import Outgoing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -26,7 +26,7 @@ from tasker.errors import (
     TaskNotFound,
 )
 from tasker.records import ResponseRecord, RunRecord, TaskRecord, task_read_view
-from tasker.storage.tasks import Outgoing
+from tasker.storage.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 JSON_TYPE = "application/json; charset=UTF-8"

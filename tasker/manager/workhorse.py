@@ -4,7 +4,8 @@ A `WorkHorse` serves one handler module. By default it keeps one persistent chil
 (`tasker.manager.workhorse_child`) that imports the module once and performs runs one at a
 time; a child that dies, or is stopped, is replaced at the next run. With `fresh=True` every
 run gets a child of its own instead: slower by far (see bench/workhorse.py), but no run sees
-what an earlier one left in the process.
+what an earlier one left in the process. The child is kept in the work horse's stable
+(`tasker.manager.workhorse_stable`); this module holds the run in hand.
 
 Two ways to drive it, from one thread:
 - `perform(job)` blocks until the run has ended and returns its `Outcome`;
@@ -33,8 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import select
 import threading
 import time
 from typing import Any, Callable
@@ -42,8 +41,9 @@ from typing import Any, Callable
 from tasker.errors import ConfigError, WorkHorseError
 from tasker.manager.workhorse_job import Job, Outcome, RunOutput, RunState
 from tasker.manager.workhorse_output import OutputKeeper
-from tasker.manager.workhorse_process import Child, ProtocolError, describe_exit, kill_group
+from tasker.manager.workhorse_process import kill_group
 from tasker.manager.workhorse_run import Run
+from tasker.manager.workhorse_stable import Stable
 
 __all__ = ["Job", "Outcome", "RunOutput", "RunState", "WorkHorse", "kill_group"]
 log = logging.getLogger(__name__)
@@ -91,19 +91,18 @@ class WorkHorse:
         self.fresh = fresh
         self.on_start = on_start
         self.on_progress = on_progress
-        self.pgid: int | None = None  # the process group of the current child, running or idle
         self._lock = threading.Lock()
-        self._epoll = select.epoll()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._epoll.register(self._wake_r, select.EPOLLIN)
-        self._child: Child | None = None
+        self._stable = Stable(module_name, max_result, fresh, self._lock)
         self._run: Run | object | None = None  # the run in hand, or _STARTING
         self._output: OutputKeeper | None = None  # of the run in hand, or of the last one
         self._performing = False  # a perform() is under way (it ends the child if closed meanwhile)
         self._closed = False
         self._seq = 0
+
+    @property
+    def pgid(self) -> int | None:
+        """The process group of the current child, running or idle; None if there is none."""
+        return self._stable.pgid
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the child and wait until it has imported the module (a fresh one then ends).
@@ -113,19 +112,7 @@ class WorkHorse:
         """
         if self._closed:
             raise WorkHorseError("the work horse of %s is closed" % self.module_name)
-        if self._child is not None and self._child.alive():
-            return
-        child = self._ready_child()
-        try:
-            child.wait_ready(timeout)
-        except ProtocolError as exc:
-            self._bury(child)
-            raise WorkHorseError("handler process of %s broke the protocol: %s" % (self.module_name, exc)) from exc
-        except BaseException:
-            self._bury(child)
-            raise
-        if self.fresh:
-            self._bury(child)
+        self._stable.start(timeout)
 
     def perform(self, job: Job) -> Outcome:
         """Run the handler for `job` in the child and return how the run ended; blocks till then.
@@ -140,13 +127,13 @@ class WorkHorse:
                 if outcome is not None:
                     return outcome
                 check = self.next_check()
-                self._epoll.poll(-1 if check is None else max(0.0, check - time.monotonic()))
+                self._stable.wait(-1 if check is None else max(0.0, check - time.monotonic()))
         finally:
             with self._lock:
                 self._performing = False
                 closed = self._closed
             if closed:
-                self._teardown(kill=False)
+                self._stable.close(self.grace)
 
     def begin(self, job: Job) -> int:
         """Start a run of `job`; its child's process group. Then `collect()` until it has ended."""
@@ -154,7 +141,7 @@ class WorkHorse:
 
     def fileno(self) -> int:
         """A descriptor that is readable when `collect()` has something to do."""
-        return self._epoll.fileno()
+        return self._stable.fileno()
 
     def next_check(self) -> float | None:
         """The `time.monotonic()` by which `collect()` must be called even if `fileno()` is not
@@ -168,11 +155,11 @@ class WorkHorse:
         run = self._run
         if not isinstance(run, Run):
             return None
-        _drain(self._wake_r)
+        self._stable.drain()
         outcome = run.advance()
         if outcome is not None:
             if self.fresh or run.child.returncode is not None:
-                self._bury(run.child)
+                self._stable.bury(run.child)
             with self._lock:
                 self._run = None
         return outcome
@@ -188,7 +175,7 @@ class WorkHorse:
             if not isinstance(run, Run):
                 return False
             first = run.request_cancel(self.grace if grace is None else grace)
-            self._wake()
+            self._stable.wake()
         return first
 
     def output_so_far(self) -> RunOutput | None:
@@ -222,12 +209,10 @@ class WorkHorse:
             if not kill:
                 raise WorkHorseError("a run is in hand: collect() its outcome first, or close(kill=True)")
             log.warning("task %s on %s: killing its process group: closing", run.job.identifier, run.job.endpoint)
-            self._bury(run.child)
+            self._stable.bury(run.child)
             with self._lock:
                 self._run = None
-        self._teardown(kill)
-
-    # The run ----------------------------------------------------------------------------------
+        self._stable.close(0 if kill else self.grace)
 
     def _begin(self, job: Job, performing: bool) -> int:
         with self._lock:
@@ -239,7 +224,7 @@ class WorkHorse:
             self._performing = performing
         child = None
         try:
-            child = self._ready_child()
+            child = self._stable.ready()
             self._seq += 1
             output = OutputKeeper(self.max_output)
             run = Run(job, child, self._seq, self.grace, self._lock, self.on_progress, output)
@@ -248,7 +233,7 @@ class WorkHorse:
             child.send(self._message(job, run.seq))
         except BaseException:
             if self.fresh and child is not None:
-                self._bury(child)
+                self._stable.bury(child)
             with self._lock:
                 self._run = None
                 self._performing = False
@@ -266,50 +251,4 @@ class WorkHorse:
         with self._lock:
             if isinstance(self._run, Run):
                 self._run.request_stop(outcome, kill=True)
-                self._wake()
-
-    def _wake(self) -> None:
-        """Make `fileno()` readable, so that the driver acts; the caller holds the lock."""
-        if self._wake_w >= 0:
-            try:
-                os.write(self._wake_w, b"x")
-            except BlockingIOError:
-                pass  # full: a wake-up is pending anyway
-
-    # The child --------------------------------------------------------------------------------
-
-    def _ready_child(self) -> Child:
-        child = self._child
-        if child is not None and not child.alive():
-            log.warning("handler process of %s ended idle: %s", self.module_name, describe_exit(self._bury(child)))
-            child = None
-        if child is None:
-            child = self._child = Child(self.module_name, self.max_result, self.fresh, self._epoll)
-            self.pgid = child.pgid
-        return child
-
-    def _bury(self, child: Child) -> int:
-        if self._child is child:
-            self._child = None
-            self.pgid = None
-        return child.finish()
-
-    def _teardown(self, kill: bool) -> None:
-        child = self._child
-        if child is not None:
-            child.end(0 if kill else self.grace)
-            self._bury(child)
-        with self._lock:
-            if self._wake_w >= 0:
-                os.close(self._wake_r)
-                os.close(self._wake_w)
-                self._wake_r = self._wake_w = -1
-                self._epoll.close()
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
+                self._stable.wake()

@@ -72,7 +72,9 @@ class Horse(Protocol):
     after `grace` seconds; `output_so_far` shows the output's tail while the run goes on;
     `take_output` hands out the kept output piece by piece, to be stored as it comes."""
 
-    pgid: int | None
+    @property
+    def pgid(self) -> int | None: ...  # the process group of the current child, running or idle
+
     # Called with (percent, message) when the handler reports progress, from collect().
     on_progress: Callable[[float, str | None], None] | None
 

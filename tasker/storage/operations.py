@@ -27,8 +27,8 @@ from tasker.records import RunRecord, TaskRecord
 from tasker.status import ErrNr, ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.models import RESPONSE, RUN, TASK, run_record, task_record
+from tasker.storage.outbox import Outgoing
 from tasker.storage.settle import lock_tasks, never_ran, refresh_status
-from tasker.storage.tasks import Outgoing
 
 # The columns of a response that make one run: what a retry keeps in task_run.
 _RUN_COLUMNS = [column.name for column in RUN.columns if column.name not in ("id", "task_id")]

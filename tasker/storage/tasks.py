@@ -1,4 +1,5 @@
-"""What the API does with tasks: create, read, publish bookkeeping, the delivery deadline."""
+"""What the API does with tasks: create, read, the delivery deadline; the publish bookkeeping
+is the outbox's (`tasker.storage.outbox`)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,14 @@ from tasker.errors import DuplicateRow, InvalidTask, StorageError, TaskConflict,
 from tasker.lifecycle import MISSING_ERRMSG, seed_status
 from tasker.records import NewTask, TaskRecord
 from tasker.status import ErrNr, ResponseState, TaskStatus
+from tasker.storage import outbox
 from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.models import REGISTRATION, RESPONSE, TASK, limit_text, task_record
+from tasker.storage.outbox import CLAIM_SECONDS, Claim
 from tasker.storage.reads import Read, read_tasks
 from tasker.storage.settle import lock_tasks, never_ran, refresh_status
 
 log = logging.getLogger(__name__)
-# How long an API process holds a task it is publishing: above the publisher's confirm timeout,
-# well below any sensible delivery deadline, so the outbox of another API takes over in time.
-CLAIM_SECONDS = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,30 +35,6 @@ class Created:
     task: TaskRecord
     created: bool
     claim_until: dt.datetime | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Outgoing:
-    """Run `run` of a task, to be published to `endpoints` with delivery deadline `deadline`."""
-
-    task: TaskRecord
-    run: int
-    endpoints: list[str]
-    deadline: dt.datetime
-
-    @classmethod
-    def first(cls, task: TaskRecord) -> Outgoing:
-        """Run 1 of a new task, to every endpoint."""
-        return cls(task, 1, list(task.endpoints), task.deadline)
-
-
-@dataclasses.dataclass(frozen=True)
-class Claim:
-    """Unsent runs one caller may publish until `until`; the value also names the claim, so
-    that the caller releases its own claims and never one another API took over since."""
-
-    outgoing: list[Outgoing]
-    until: dt.datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,51 +155,17 @@ class TaskStore:
         with self.database.connection() as connection:
             return read_tasks(connection, keys)
 
-    @retry_conflicts
     def mark_sent(self, task_ids: list[int]) -> None:
-        """Record that the broker confirmed these tasks (those still CREATED become SENT)."""
-        with self.database.connection() as connection:
-            connection.execute(
-                update(TASK)
-                .where(TASK.c.id.in_(task_ids), TASK.c.status == TaskStatus.CREATED.value)
-                .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=utcnow())
-            )
+        """The broker confirmed these tasks: see `outbox.mark_sent`."""
+        outbox.mark_sent(self.database, task_ids)
 
-    @retry_conflicts
     def release(self, task_ids: list[int], claim_until: dt.datetime) -> None:
-        """Give up our claim (`claim_until`) on tasks not published, so the outbox retries them
-        now; a task whose claim expired and was taken over by another API keeps that claim."""
-        if not task_ids:
-            return
-        with self.database.connection() as connection:
-            connection.execute(
-                update(TASK).where(TASK.c.id.in_(task_ids), TASK.c.claim_until == claim_until).values(claim_until=None)
-            )
+        """Give up our claim on tasks not published: see `outbox.release`."""
+        outbox.release(self.database, task_ids, claim_until)
 
     def claim_unsent(self, limit: int = 100) -> Claim:
-        """Claim CREATED tasks that nobody is publishing; only one API process wins each."""
-        now = utcnow()
-        until = now + dt.timedelta(seconds=self.claim_seconds)
-        with self.database.connection() as connection:
-            candidates = connection.execute(
-                select(TASK.c.id, TASK.c.claim_until)
-                .where(TASK.c.status == TaskStatus.CREATED.value, TASK.c.deadline > now)
-                .where((TASK.c.claim_until.is_(None)) | (TASK.c.claim_until < now))
-                .order_by(TASK.c.id)
-                .limit(limit)
-            ).all()
-        claimed = []
-        for task_id, claim_until in candidates:
-            with self.database.connection() as connection:
-                won = connection.execute(
-                    update(TASK)
-                    .where(TASK.c.id == task_id, TASK.c.status == TaskStatus.CREATED.value)
-                    .where(_same_claim(claim_until))
-                    .values(claim_until=until)
-                ).rowcount
-                if won:
-                    claimed.append(_unsent(connection, task_id))
-        return Claim([outgoing for outgoing in claimed if outgoing.endpoints], until)
+        """Claim CREATED tasks that nobody is publishing: see `outbox.claim_unsent`."""
+        return outbox.claim_unsent(self.database, self.claim_seconds, limit)
 
     @retry_conflicts
     def expire_overdue(self, limit: int = 500) -> list[Missed]:
@@ -267,20 +209,6 @@ class _Row:
 
     def __init__(self, values: dict[str, Any], **more: Any) -> None:
         self.__dict__.update(values, **more)
-
-
-def _unsent(connection: Connection, task_id: int) -> Outgoing:
-    """What a CREATED task has to publish: its latest run, to the endpoints still queued in it."""
-    task = task_record(connection.execute(select(TASK).where(TASK.c.id == task_id)).one())
-    rows = connection.execute(
-        select(RESPONSE.c.endpoint, RESPONSE.c.run, RESPONSE.c.state, RESPONSE.c.deadline)
-        .where(RESPONSE.c.task_id == task_id)
-        .order_by(RESPONSE.c.id)
-    ).all()
-    latest = max((row.run for row in rows), default=1)
-    waiting = [row for row in rows if row.run == latest and row.state == ResponseState.QUEUED.value]
-    deadline = max((row.deadline for row in waiting), default=task.deadline)
-    return Outgoing(task, latest, [row.endpoint for row in waiting], deadline)
 
 
 def _insert_returning_ids(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
@@ -329,7 +257,3 @@ def _nobody_registered(task_type: str) -> InvalidTask:
     return InvalidTask(
         "no endpoint is registered for task type %r: name the endpoints, or start its managers first" % task_type
     )
-
-
-def _same_claim(claim_until: dt.datetime | None) -> Any:
-    return TASK.c.claim_until.is_(None) if claim_until is None else TASK.c.claim_until == claim_until

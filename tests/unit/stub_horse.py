@@ -14,6 +14,16 @@ def succeed(job: Job) -> Outcome:
     return Outcome(RunState.SUCCEEDED, 0, None, {"echo": job.payload.value()})
 
 
+def gated(gate: threading.Event) -> Callable[[Job], Outcome]:
+    """A handler that returns once `gate` is set."""
+
+    def handler(job: Job) -> Outcome:
+        gate.wait(10)
+        return Outcome(RunState.SUCCEEDED, 0, None, None)
+
+    return handler
+
+
 class StubHorse:
     """Runs `handler(job)` in a thread; records every job it was given."""
 

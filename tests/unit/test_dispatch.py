@@ -18,7 +18,7 @@ from tasker.hooks import Extension, Hooks
 from tasker.messaging.stub import StubBroker, StubPublisher
 from tasker.storage import NewTask, TaskStore, open_database
 from tasker.storage.models import RESPONSE, TASK
-from tasker.storage.tasks import Outgoing
+from tasker.storage.outbox import Outgoing
 from tests.helpers import unique
 
 

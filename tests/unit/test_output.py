@@ -17,7 +17,7 @@ from tasker.api.app import make_app
 from tasker.api.dispatch import Dispatcher
 from tasker.api.loop_watch import LoopWatch
 from tasker.api.parsing import BodyParser
-from tasker.config import DbConfig, load_config
+from tasker.config import load_config
 from tasker.errors import StatementTooLarge, StorageUnavailable
 from tasker.manager.manager import Manager
 from tasker.manager.recorder import _bounded
@@ -25,7 +25,7 @@ from tasker.manager.workhorse import Outcome, RunOutput, RunState
 from tasker.messaging.message import encode_task
 from tasker.messaging.stub import StubBroker
 from tasker.status import ResponseState
-from tasker.storage import Finish, NewTask, ResponseStore, TaskStore, open_database
+from tasker.storage import Finish, NewTask, ResponseStore, TaskStore
 from tasker.storage.outputs import CHUNK_BYTES, OutputStore, chunk_limit, split_chunks
 from tests.helpers import unique, wait_for
 from tests.unit.stub_horse import StubHorse
@@ -65,14 +65,6 @@ def test_one_transaction_of_outcomes_takes_a_bounded_amount_of_output(monkeypatc
     assert _bounded(ended[3:]) == ended[3:]
     huge = [(None, None, Outcome(RunState.SUCCEEDED, 0, None, None, RunOutput("x" * 500, 500)))]
     assert _bounded(huge + ended) == huge, "one outcome at least, whatever its size"
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(DbConfig(uri="sqlite:///%s" % (tmp_path / "tasker.db")))
-    database.upgrade_schema()
-    yield database
-    database.close()
 
 
 class Refusing(ResponseStore):
