@@ -148,7 +148,29 @@ class EndpointRegistration(Base):
     type: Mapped[str] = mapped_column(Name, primary_key=True)
     endpoint: Mapped[str] = mapped_column(Name, primary_key=True)
     registered_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    # The latest heartbeat of its manager, and what the manager said of itself then.
     last_seen_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    running: Mapped[str | None] = mapped_column(Name, nullable=True)  # the identifier it runs
+    queued: Mapped[int | None] = mapped_column(Integer, nullable=True)  # messages in its queue
+    heartbeat_interval: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Event(Base):
+    """A change of a task's status or of a response's run, written with the change; `id`
+    orders them, `data` is the event's JSON as clients get it."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_time", "time"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    time: Mapped[dt.datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(Name)
+    identifier: Mapped[str] = mapped_column(Name)
+    data: Mapped[str] = mapped_column(Text)
 
 
 def task_record(row: Any) -> TaskRecord:
@@ -221,3 +243,4 @@ RESPONSE = TaskResponse.__table__
 RUN = TaskRun.__table__
 OUTPUT = OutputChunk.__table__
 REGISTRATION = EndpointRegistration.__table__
+EVENT = Event.__table__

@@ -76,3 +76,25 @@ def test_existing_rows_get_their_state_and_every_endpoint_gets_a_response(old_db
     assert read("t1") == ("DONE", [("e1", "succeeded", 1, 1, T0), ("e2", "failed", 2, 1, T0)])
     assert read("t2") == ("INCOMPLETE", [("e1", "received", 1, 1, T0), ("e2", "missing", 0, 1, T0)])
     assert read("t3") == ("SENT", [("e1", "queued", 0, 1, T0), ("e2", "queued", 0, 1, T0)])
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_the_migrations_build_the_tables_the_models_describe(request, tmp_path, backend):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from tasker.storage.models import Base
+
+    if backend == "mariadb":
+        request.getfixturevalue("services")
+        uri = "mysql+pymysql://root@127.0.0.1:3306/tasker_migration_test"
+    else:
+        uri = "sqlite:///%s" % (tmp_path / "models.db")
+    db = open_database(DbConfig(uri=uri))
+    try:
+        db.upgrade_schema(reset=True)
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        db.close()
