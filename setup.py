@@ -19,6 +19,8 @@ setup(
         "PyYAML>=6",
         "supervisor>=4.2,<5",
         "alembic>=1.12",
+        # GET /metrics: the Prometheus text format and its metric families.
+        "prometheus-client>=0.20,<1",
     ],
     extras_require={
         "test": ["pytest>=8", "ruff", "schemathesis>=4,<5", "openapi-spec-validator", "jsonschema>=4.18"],

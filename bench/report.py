@@ -7,6 +7,8 @@ import argparse
 import os
 from typing import Any
 
+from tasker.storage.history import WINDOW as HISTORY_WINDOW
+
 CPU_GROUPS = ("api", "managers", "mariadb", "rabbitmq", "client")
 HEADER = ("measure", "value", "p50 ms", "p99 ms", "/raw pub", "/raw ins", "cpu% api/mgr/db/mq/cli", "target")
 
@@ -79,6 +81,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         rows.append((label, value, "%.1f" % f["p50_ms"], "%.1f" % f["p99_ms"], "", "", "", target))
     rows += _workhorse_rows(results)
     rows += _end_to_end_rows(results, pub, ins)
+    rows += _history_page_rows(results)
     for size, f in results.get("fanout", {}).items():
         target = _target(f["p50_ms"] < 1000 and f["p99_ms"] < 2000, "p50<1s p99<2s") if size == "50" else ""
         rows.append(
@@ -134,7 +137,7 @@ def _end_to_end_rows(results: dict[str, Any], pub: float | None, ins: float | No
                 _target(f["rate"] >= 300, ">=300/s"),
             )
         )
-    if "history" in results:
+    if "rate" in results.get("history", {}):
         f = results["history"]
         kept = f["rate"] / results["end_to_end"]["rate"] if "end_to_end" in results else 0.0
         rows.append(
@@ -193,6 +196,24 @@ def _end_to_end_rows(results: dict[str, Any], pub: float | None, ins: float | No
         if who in compared:
             key = "system_cpu_ms" if "+" in label else "worker_cpu_ms"
             rows.append((label, "%.2f ms" % compared[who][key], *[""] * 6))
+    return rows
+
+
+def _history_page_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for label, f in results.get("history", {}).get("pages", {}).items():
+        rows.append(
+            (
+                "history page, %s" % label,
+                "%d tasks" % f["tasks"],
+                "%.1f" % f["p50_ms"],
+                "%.1f" % f["p99_ms"],
+                "",
+                "",
+                "",
+                _target(f["p99_ms"] < 50 and not f["failures"], "p99<50ms"),
+            )
+        )
     return rows
 
 
@@ -277,6 +298,17 @@ def notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
             )
         )
     found += _comparison_notes(results, args)
+    if "pages" in results.get("history", {}):
+        found.append(
+            "history pages: GET /worker?<filter> (limit 50), %d times one after the other, on %s finished tasks;"
+            " tasks = what the page held: a filter few of the newest tasks meet reads at most %s of them per"
+            " page, so its page may hold fewer than 50 with `next` going on"
+            % (
+                next(iter(results["history"]["pages"].values()))["gets"],
+                _number(results["history"]["history"]),
+                _number(HISTORY_WINDOW),
+            )
+        )
     if "client_ceiling" in results:
         cpu = results["client_ceiling"]["cpu_percent"]
         found.append(

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import large_bodies, raw_limits, workhorse
-from bench.history import fill_history
+from bench import history, large_bodies, raw_limits, workhorse
+from bench.history import fill_history, measure_pages
 from bench.http_client import closed_loop
 from bench.phases import (
     TaskCounter,
@@ -70,7 +70,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-tasker", action="store_true", help="no tasker processes: raw limits and Celery only")
     parser.add_argument("--raw-seconds", type=float, default=5.0, help="duration of each raw-limit run")
     parser.add_argument(
-        "--history", type=int, default=0, help="then end to end again with this many finished tasks in the database"
+        "--history",
+        type=int,
+        default=0,
+        help="then time history pages and end to end again with this many finished tasks in the database",
+    )
+    parser.add_argument(
+        "--only-history-pages",
+        action="store_true",
+        help="only the API, the database filled with --history tasks (default 1,000,000) and history pages timed",
     )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
@@ -235,15 +243,31 @@ async def tasker_phases(group: ProcessGroup, config: Config, args: argparse.Name
 async def history_phase(
     config: Config, port: int, counter: TaskCounter, args: argparse.Namespace, meter: CpuMeter
 ) -> dict[str, Any]:
-    """Fill the database with `--history` finished tasks, then run the end-to-end phase again."""
+    """Fill the database with `--history` finished tasks, time history pages, then run the
+    end-to-end phase again."""
     progress("history: filling the database with %d finished tasks", args.history)
     seconds = await asyncio.to_thread(fill_history, config.manager.db.uri, args.history)
-    progress("  filled in %.0f s; end to end again", seconds)
+    progress("  filled in %.0f s; history pages, %d GETs each", seconds, history.PAGE_GETS)
+    pages = await measure_pages(port, args.history)
+    progress("  end to end again")
     figures = await end_to_end(
         port, counter, args.tasks, WORKER_ENDPOINTS, args.e2e_concurrency, meter, prefix="e2e-history-"
     )
     progress("  %.0f tasks/s (%.1f s)", figures["rate"], figures["seconds"])
-    return dict(figures, history=args.history, fill_seconds=round(seconds, 1))
+    return dict(figures, history=args.history, fill_seconds=round(seconds, 1), pages=pages)
+
+
+async def history_pages_only(group: ProcessGroup, config: Config, args: argparse.Namespace, results: dict) -> None:
+    """`--only-history-pages`: the API alone, the database filled, history pages timed."""
+    port, tasks = config.api.port, args.history or 1_000_000
+    progress("starting bin/api on port %d", port)
+    api = group.api(port)
+    await wait_healthy(port, api.alive)
+    progress("history: filling the database with %d finished tasks", tasks)
+    seconds = await asyncio.to_thread(fill_history, config.manager.db.uri, tasks)
+    progress("  filled in %.0f s; history pages, %d GETs each", seconds, history.PAGE_GETS)
+    pages = await measure_pages(port, tasks)
+    results["history"] = {"history": tasks, "fill_seconds": round(seconds, 1), "pages": pages}
 
 
 async def polling_phase(port: int, args: argparse.Namespace, meter: CpuMeter) -> dict[str, Any]:
@@ -289,19 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"options": {k: v for k, v in vars(args).items() if k != "json"}}
     group = ProcessGroup(LOG_DIR, env)
     try:
-        if not (args.skip_tasker and args.skip_raw):
+        if args.only_history_pages:
             reset(env)
-        if not args.skip_raw:
-            results["raw"] = measure_raw(config, args.raw_seconds)
-        if not args.skip_workhorse:
-            results["workhorse"] = measure_workhorse()
-        if not args.skip_tasker:
-            progress("HTTP client alone against a trivial server, c=64")
-            results["client_ceiling"] = client_ceiling(group, max(10000, args.post_requests))
-            asyncio.run(tasker_phases(group, config, args, results))
-            group.stop_all()
-        if not args.skip_celery:
-            results["celery"] = _celery_peer().run(config, args, LOG_DIR)
+            asyncio.run(history_pages_only(group, config, args, results))
+        else:
+            run_phases(group, config, args, env, results)
     except KeyboardInterrupt:
         progress("interrupted: stopping every process the bench started")
         return 130
@@ -315,6 +331,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def run_phases(group: ProcessGroup, config: Config, args: argparse.Namespace, env: dict, results: dict) -> None:
+    """Every phase the options leave in, in order."""
+    if not (args.skip_tasker and args.skip_raw):
+        reset(env)
+    if not args.skip_raw:
+        results["raw"] = measure_raw(config, args.raw_seconds)
+    if not args.skip_workhorse:
+        results["workhorse"] = measure_workhorse()
+    if not args.skip_tasker:
+        progress("HTTP client alone against a trivial server, c=64")
+        results["client_ceiling"] = client_ceiling(group, max(10000, args.post_requests))
+        asyncio.run(tasker_phases(group, config, args, results))
+        group.stop_all()
+    if not args.skip_celery:
+        results["celery"] = _celery_peer().run(config, args, LOG_DIR)
 
 
 def _celery_peer() -> Any:

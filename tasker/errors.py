@@ -43,6 +43,14 @@ class RunNotFound(TaskNotFound):
     """The task has no such endpoint, or that endpoint had no such run."""
 
 
+class EndpointNotFound(TaskerError):
+    """No endpoint of that name is registered for that task type."""
+
+
+class EndpointAlive(TaskerError):
+    """The endpoint's manager is alive (or still consumes its queue): it is not deregistered."""
+
+
 class TaskConflict(TaskerError):
     """A task with that identifier exists already with different content."""
 
@@ -73,3 +81,7 @@ class StatementTooLarge(StorageError):
 
 class RequestTooLarge(TaskerError):
     """A request body over `api.max_body_size`."""
+
+
+class Overloaded(TaskerError):
+    """This API process has as many waiting requests (or event streams) open as it allows."""

@@ -12,6 +12,8 @@ from concurrent.futures import Executor
 from typing import Any, Callable, TypeVar
 
 from tasker.api.batching import Batcher
+from tasker.api.task_retention import INTERVAL as RETENTION_INTERVAL
+from tasker.api.task_retention import TaskRetention
 from tasker.clock import utcnow_precise
 from tasker.config import ApiConfig
 from tasker.errors import BrokerUnavailable, QueueRefused, StorageUnavailable
@@ -23,10 +25,12 @@ from tasker.messaging.topology import expiration_ms
 from tasker.records import RunRecord, TaskRecord
 from tasker.status import TaskStatus
 from tasker.storage import Created, NewTask, TaskStore
+from tasker.storage.history import HistoryStore
 from tasker.storage.operations import Operations
 from tasker.storage.outbox import Outgoing
 from tasker.storage.outputs import OutputStore, StoredOutput
 from tasker.storage.reads import Read
+from tasker.storage.task_retention import TaskRetentionStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +64,8 @@ class Dispatcher:
         self._reading = Batcher(tasks.get_many, self.storage)
         self.operations = Operations(tasks.database, tasks.claim_seconds)
         self.outputs = OutputStore(tasks.database)
+        self.history = HistoryStore(tasks.database)
+        self.task_retention = TaskRetention(TaskRetentionStore(tasks.database), settings.retention_days, self.storage)
 
     async def storage(self, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking call (storage, or rendering a large answer) in the executor, keeping the IOLoop free."""
@@ -130,10 +136,11 @@ class Dispatcher:
         return await self.storage(self.operations.cancel, task_type, identifier)
 
     def start(self) -> None:
-        """Start the outbox and deadline loops of this API process."""
+        """Start the outbox, deadline and task retention loops of this API process."""
         self._loops = [
             asyncio.ensure_future(self._every(self.settings.outbox_interval, self.drain_outbox)),
             asyncio.ensure_future(self._every(self.settings.deadline_check_interval, self.check_deadlines)),
+            asyncio.ensure_future(self._every(RETENTION_INTERVAL, self.task_retention.prune)),
         ]
 
     async def stop(self) -> None:

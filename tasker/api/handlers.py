@@ -13,12 +13,17 @@ import tornado.web
 
 from tasker import jsontext
 from tasker.api.dispatch import Dispatcher
+from tasker.api.history import history_answer, history_query
 from tasker.api.loop_watch import LoopWatch
 from tasker.api.refusal import body_pending, refuse_unread
 from tasker.api.validation import check_identifier
+from tasker.api.waiting import WaitingRead
 from tasker.errors import (
     BrokerUnavailable,
+    EndpointAlive,
+    EndpointNotFound,
     InvalidTask,
+    Overloaded,
     RequestTooLarge,
     StatementTooLarge,
     StorageUnavailable,
@@ -41,9 +46,12 @@ ERROR_STATUS = {
     RequestTooLarge: 413,
     InvalidTask: 400,
     TaskNotFound: 404,
+    EndpointNotFound: 404,
     TaskConflict: 409,
+    EndpointAlive: 409,
     StorageUnavailable: 503,
     BrokerUnavailable: 503,
+    Overloaded: 503,
 }
 
 
@@ -107,9 +115,13 @@ class JsonHandler(tornado.web.RequestHandler):
     def data_received(self, chunk: bytes) -> None:
         """A body on a route that takes none is read and thrown away."""
 
+    def accepted_tokens(self) -> list[str]:
+        """The bearer tokens this route takes (none: authentication is off)."""
+        return self.settings["tokens"]
+
     def has_valid_token(self) -> bool:
-        """Whether authentication is off or the request carries a configured bearer token."""
-        tokens = self.settings["tokens"]
+        """Whether authentication is off or the request carries an accepted bearer token."""
+        tokens = self.accepted_tokens()
         if not tokens:
             return True
         scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
@@ -195,7 +207,13 @@ class BodyHandler(JsonHandler):
 
 
 class TaskCollectionHandler(BodyHandler):
-    """`POST /<task_type>`: create a task and send it to its endpoints."""
+    """`POST /<task_type>`: create a task and send it to its endpoints; `GET`: the type's
+    history, a page of its tasks (tasker.api.history)."""
+
+    async def get(self) -> None:
+        text = functools.partial(self.get_query_argument, default=None, strip=False)
+        query = history_query(self.task_type, self.request.query_arguments, text)
+        self.finish(await self.dispatcher.storage(history_answer, self.dispatcher.history, query))
 
     async def post(self) -> None:
         new = await self.settings["body_parser"].parse(self.task_type, self.body())
@@ -216,8 +234,9 @@ class TaskCollectionHandler(BodyHandler):
         self.answer(201, task.view())
 
 
-class TaskItemHandler(JsonHandler):
-    """`GET /<task_type>/<identifier>`: the task and every endpoint's response."""
+class TaskItemHandler(WaitingRead, JsonHandler):
+    """`GET /<task_type>/<identifier>`: the task and every endpoint's response; with `?wait=S`,
+    once the task is settled or after S seconds (tasker.api.waiting)."""
 
     async def get(self, identifier: str) -> None:
         try:
@@ -227,7 +246,7 @@ class TaskItemHandler(JsonHandler):
         runs = self.get_query_argument("runs", None)
         if runs not in (None, "all"):
             raise InvalidTask("runs must be all (every earlier run of each endpoint), not %r" % runs[:20])
-        task, responses = await self.dispatcher.read(self.task_type, identifier)
+        task, responses = await self.read_task(identifier)
         earlier = None
         if runs == "all":
             earlier = await self.dispatcher.earlier_runs(task.id)
@@ -277,6 +296,7 @@ class HealthHandler(JsonHandler):
         body = {"status": "ok" if status == 200 else "degraded"}
         if self.has_valid_token():
             body.update(database=database, broker=broker, loop_lag_ms=round(self.loop_watch.worst() * 1000, 1))
+            body.update(self.settings["event_hub"].counts())
         self.answer(status, body)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import tasker
+from tasker.api.history import openapi_parameters
+from tasker.api.openapi_events import event_schemas, events_operation, wait_parameter
 from tasker.api.schemas import ERRORS, component_schemas, ref
 from tasker.config import Config
 from tasker.status import ResponseState
@@ -27,22 +29,31 @@ NEW_TASK_EXAMPLE = {
 def openapi_document(config: Config) -> dict[str, Any]:
     """The OpenAPI document of the API that `config` describes: every task type, health, itself."""
     secured = bool(config.api.tokens)
+    metrics = config.api.metrics
+    metrics_secured = metrics.auth == "tokens" and bool(config.api.tokens or metrics.tokens)
     paths: dict[str, Any] = {
         "/health": {"get": _health_operation()},
         "/openapi.json": {"get": _openapi_operation()},
+        "/metrics": {"get": _metrics_operation(metrics_secured)},
+        "/endpoints": {"get": _endpoints_operation(config.task_types, secured)},
+        "/endpoints/{type}/{endpoint}": {"delete": _deregister_operation(config.task_types, secured)},
+        "/events": {"get": _secure(events_operation(config.task_types), secured)},
     }
     for task_type in config.task_types:
-        paths["/%s" % task_type] = {"post": _create_operation(task_type, secured)}
+        paths["/%s" % task_type] = {
+            "get": _history_operation(task_type, secured),
+            "post": _create_operation(task_type, secured),
+        }
         paths["/%s/{identifier}" % task_type] = {"get": _read_operation(task_type, secured)}
         paths["/%s/{identifier}/retry" % task_type] = {"post": _retry_operation(task_type, secured)}
         paths["/%s/{identifier}/cancel" % task_type] = {"post": _cancel_operation(task_type, secured)}
         paths["/%s/{identifier}/output" % task_type] = {"get": _output_operation(task_type, secured)}
     components: dict[str, Any] = {
-        "schemas": component_schemas(config.api.max_endpoints, config.api.max_timeout),
+        "schemas": {**component_schemas(config.api.max_endpoints, config.api.max_timeout), **event_schemas()},
         "responses": {ERRORS[status][0]: _error_response(status) for status in ERRORS},
         "headers": {"Location": {"description": "/<task_type>/<identifier>", "schema": {"type": "string"}}},
     }
-    if secured:
+    if secured or metrics_secured:
         components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     return {
         "openapi": OPENAPI_VERSION,
@@ -76,6 +87,22 @@ def _create_operation(task_type: str, secured: bool) -> dict[str, Any]:
     return _secure(operation, secured)
 
 
+def _history_operation(task_type: str, secured: bool) -> dict[str, Any]:
+    operation = {
+        "operationId": "history_%s" % task_type,
+        "summary": "List %s tasks, newest first, filtered, a page at a time (without payloads)" % task_type,
+        "description": "Tasks in the order of their start_time and id, newest first. Follow `next` (the "
+        "`cursor` of the next page) until it is null: a page may hold fewer than `limit` tasks before then. "
+        "Settled tasks are deleted `api.retention_days` after they were created and last changed.",
+        "parameters": openapi_parameters(ref("Name"), ref("Time")),
+        "responses": {
+            "200": {"description": "One page of tasks.", "content": _json(ref("TaskPage"))},
+            **_errors(400, 503),
+        },
+    }
+    return _secure(operation, secured)
+
+
 def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
     operation = {
         "operationId": "read_%s" % task_type,
@@ -89,6 +116,7 @@ def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
                 "description": "`all`: each response lists its earlier runs (`runs`), oldest first.",
                 "schema": {"type": "string", "enum": ["all"]},
             },
+            wait_parameter(),
         ],
         "responses": {
             "200": {"description": "The task and its responses.", "content": _json(ref("TaskRead"))},
@@ -166,6 +194,47 @@ def _output_operation(task_type: str, secured: bool) -> dict[str, Any]:
     return _secure(operation, secured)
 
 
+def _endpoints_operation(task_types: tuple[str, ...], secured: bool) -> dict[str, Any]:
+    type_filter = {
+        "name": "type",
+        "in": "query",
+        "required": False,
+        "description": "Only this task type's endpoints; a type not configured is a 404.",
+        "schema": {"type": "string", "enum": list(task_types)},
+    }
+    operation = {
+        "operationId": "endpoints",
+        "summary": "The registered endpoints, by type and endpoint, with what their managers' heartbeats say",
+        "parameters": [type_filter],
+        "responses": {
+            "200": {"description": "Every registered endpoint (of the type).", "content": _json(ref("Endpoints"))},
+            **_errors(400, 404, 503),
+        },
+    }
+    return _secure(operation, secured)
+
+
+def _deregister_operation(task_types: tuple[str, ...], secured: bool) -> dict[str, Any]:
+    parameters = [
+        {"name": "type", "in": "path", "required": True, "schema": {"type": "string", "enum": list(task_types)}},
+        {"name": "endpoint", "in": "path", "required": True, "schema": ref("Name"), "example": "console1"},
+    ]
+    error = _json(ref("Error"))
+    operation = {
+        "operationId": "deregister_endpoint",
+        "summary": "Deregister an endpoint whose manager is gone; delete its queue, with what it holds, and exchange",
+        "parameters": parameters,
+        "responses": {
+            "204": {"description": "Deregistered: tasks without endpoints no longer go to it."},
+            "404": {"description": "No such task type, or the endpoint is not registered for it.", "content": error},
+            "409": {"description": "It is alive, or its queue still has a consumer.", "content": error},
+            "503": {"description": "The database or the broker did not do it; DELETE again.", "content": error},
+            **_errors(400),
+        },
+    }
+    return _secure(operation, secured)
+
+
 def _identifier_parameter() -> dict[str, Any]:
     return {
         "name": "identifier",
@@ -193,6 +262,24 @@ def _openapi_operation() -> dict[str, Any]:
         "summary": "This description of the API; open without a token",
         "responses": {"200": {"description": "An OpenAPI 3.1 document.", "content": _json({"type": "object"})}},
     }
+
+
+def _metrics_operation(secured: bool) -> dict[str, Any]:
+    operation = {
+        "operationId": "metrics",
+        "summary": "The fleet's figures and this API process's own, in the Prometheus text format",
+        "description": "Tasks, runs, the outbox, the deadline check and endpoints are read from the database "
+        "(the same from every API process, at most every api.metrics.cache_seconds); the POST latency and "
+        "process figures are this process's. A token of api.tokens or api.metrics.tokens, unless "
+        "api.metrics.auth is none.",
+        "responses": {
+            "200": {
+                "description": "The exposition (text format 0.0.4).",
+                "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+            },
+        },
+    }
+    return _secure(operation, secured)
 
 
 def _secure(operation: dict[str, Any], secured: bool) -> dict[str, Any]:

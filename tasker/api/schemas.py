@@ -22,7 +22,11 @@ ERRORS = {
     409: ("Conflict", "The identifier exists for this type with another payload or other endpoints."),
     413: ("PayloadTooLarge", "The body is over `api.max_body_size`; answered from the headers, before it is read."),
     415: ("UnsupportedMediaType", "The Content-Type is not application/json."),
-    503: ("ServiceUnavailable", "The database cannot be reached: nothing was stored."),
+    503: (
+        "ServiceUnavailable",
+        "The database cannot be reached: nothing was stored. Or, for `?wait` and /events, this API process has "
+        "as many of them open as api.max_waiters or api.max_event_streams allow: try again later.",
+    ),
 }
 
 # What a response and each earlier run say of their run's output (null until its end is recorded).
@@ -64,22 +68,16 @@ def component_schemas(max_endpoints: int, max_timeout: float = 86400.0) -> dict[
                 "max_errors": _limit(0, "Once more endpoints failed or timed out, the rest is skipped."),
             },
         },
-        "Task": _optional(
-            _object(
-                id={"type": "integer"},
-                identifier=ref("Name"),
-                type={"type": "string"},
-                payload={},
-                endpoints={"type": "array", "items": ref("Name")},
-                status={"type": "string", "enum": [status.value for status in TaskStatus]},
-                start_time=ref("Time"),
-                last_modified_time=ref("Time"),
-                deadline=ref("Time"),
-            ),
-            cancel_requested=ref("Time"),
-            timeout={"type": "number"},
-            max_concurrency=_limit(1, "As the task was created."),
-            max_errors=_limit(0, "As the task was created."),
+        "Task": _task(with_payload=True),
+        # GET /<type>: a page of the history, each task without its payload.
+        "TaskListed": _task(with_payload=False),
+        "TaskPage": _object(
+            tasks={"type": "array", "items": ref("TaskListed")},
+            next={
+                "type": ["string", "null"],
+                "description": "The cursor of the next page; null: no more tasks. A page may hold fewer than "
+                "`limit` tasks while it is not null.",
+            },
         ),
         "TaskResponse": _optional(
             _object(
@@ -144,10 +142,7 @@ def component_schemas(max_endpoints: int, max_timeout: float = 86400.0) -> dict[
             task={
                 "allOf": [
                     ref("Task"),
-                    _object(
-                        counts=_object(**{state.value: {"type": "integer", "minimum": 0} for state in ResponseState}),
-                        settled={"type": "boolean"},
-                    ),
+                    _object(**_SETTLING),
                 ]
             },
             taskResponseList={"type": "array", "items": ref("TaskResponse")},
@@ -158,6 +153,27 @@ def component_schemas(max_endpoints: int, max_timeout: float = 86400.0) -> dict[
                 message={"type": "string"},
             )
         ),
+        "Endpoint": _object(
+            type={"type": "string"},
+            endpoint=ref("Name"),
+            registered_at=ref("Time"),
+            last_seen=ref("Time"),
+            alive={
+                "type": ["boolean", "null"],
+                "description": "Seen within 3 heartbeat intervals; null: its manager predates heartbeats.",
+            },
+            heartbeat_interval={"type": ["number", "null"], "description": "Seconds between its heartbeats."},
+            host={"type": ["string", "null"]},
+            pid={"type": ["integer", "null"]},
+            version={"type": ["string", "null"]},
+            running={"type": ["string", "null"], "description": "The identifier of the task it runs; null: idle."},
+            queued={
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "Messages waiting for it, as of its last heartbeat.",
+            },
+        ),
+        "Endpoints": _object(endpoints={"type": "array", "items": ref("Endpoint")}),
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -169,9 +185,55 @@ def component_schemas(max_endpoints: int, max_timeout: float = 86400.0) -> dict[
                     "type": "number",
                     "description": "The longest the API's event loop was held in the last minute (with a token).",
                 },
+                "waiters": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Requests of this API process waiting for a task to settle (`?wait`).",
+                },
+                "event_streams": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "`GET /events` streams this API process serves.",
+                },
             },
         },
     }
+
+
+def _task(with_payload: bool) -> dict[str, Any]:
+    """A task as the API shows it: with its payload (POST, GET of the task), or without it
+    and with its responses' counts and settled flag (the history)."""
+    payload = {"payload": {}} if with_payload else {}
+    settling = {} if with_payload else _SETTLING
+    return _optional(
+        _object(
+            id={"type": "integer"},
+            identifier=ref("Name"),
+            type={"type": "string"},
+            **payload,
+            endpoints={"type": "array", "items": ref("Name")},
+            status={"type": "string", "enum": [status.value for status in TaskStatus]},
+            start_time=ref("Time"),
+            last_modified_time=ref("Time"),
+            deadline=ref("Time"),
+            **settling,
+        ),
+        cancel_requested=ref("Time"),
+        timeout={"type": "number"},
+        max_concurrency=_limit(1, "As the task was created."),
+        max_errors=_limit(0, "As the task was created."),
+    )
+
+
+# What a read task says of its responses: how many are in each state, and whether all are final.
+_SETTLING: dict[str, Any] = {
+    "counts": {
+        "type": "object",
+        "required": [state.value for state in ResponseState],
+        "properties": {state.value: {"type": "integer", "minimum": 0} for state in ResponseState},
+    },
+    "settled": {"type": "boolean"},
+}
 
 
 def _object(**properties: Any) -> dict[str, Any]:

@@ -12,8 +12,11 @@ import tornado.httpserver
 
 from tasker.api.app import make_app
 from tasker.api.dispatch import Dispatcher
+from tasker.api.event_hub import event_hub_of
+from tasker.api.event_retention import EventRetention
 from tasker.api.loop_watch import LoopWatch
 from tasker.api.parsing import BodyParser
+from tasker.api.webhooks import webhook_sender
 from tasker.config import Config, TlsConfig
 from tasker.errors import ConfigError
 from tasker.extensions import api_extensions
@@ -39,12 +42,19 @@ async def serve(config: Config, port: int) -> int:
     api = config.api
     body_parser = BodyParser(api.parse_processes, api.max_endpoints, api.max_payload_depth, api.max_timeout)
     loop_watch = LoopWatch(config.api.loop_stall_warning)
-    app = make_app(config, dispatcher, body_parser, loop_watch)
+    events = event_hub_of(config.api, dispatcher)
+    retention = EventRetention(events.feed, dispatcher.storage, config.api.event_retention)
+    app = make_app(config, dispatcher, body_parser, loop_watch, events)
     server = tornado.httpserver.HTTPServer(
         app, max_body_size=max(SERVER_BODY_CAP, config.api.max_body_size), ssl_options=tls_context(config.api.tls)
     )
     server.listen(port, address=config.api.address)
     dispatcher.start()
+    events.start()
+    retention.start()
+    webhooks = webhook_sender(config.api, database, dispatcher.storage)
+    if webhooks is not None:
+        webhooks.start()
     body_parser.start()
     watching = asyncio.ensure_future(loop_watch.run())
     scheme = "https" if config.api.tls.enabled else "http"
@@ -58,8 +68,12 @@ async def serve(config: Config, port: int) -> int:
 
     log.info("tasker API stopping")
     server.stop()
+    await events.stop()  # event streams end, waiting requests answer, before connections close
+    await retention.stop()
     await server.close_all_connections()
     watching.cancel()
+    if webhooks is not None:
+        await webhooks.stop()
     await dispatcher.stop()
     body_parser.close()
     executor.shutdown(wait=True)

@@ -17,8 +17,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, help="listen on this port instead of api.port")
     parser.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     args = parser.parse_args()
-    setup_logging(args.verbose)
     config = load_config(args.mode)
+    setup_logging(args.verbose, config)
     return asyncio.run(serve(config, args.port or config.api.port))
 
 

@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Callable, NoReturn
 
+from tasker.cli.log_format import JsonFormatter, SecretMask, TextFormatter, config_secrets
+from tasker.config import Config
 from tasker.errors import TaskerError
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 
 
 def add_mode_option(parser: argparse.ArgumentParser) -> None:
@@ -23,9 +23,14 @@ def add_mode_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Log to stderr, which supervisord writes under var/log/."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT)
+def setup_logging(verbose: bool = False, config: Config | None = None, **fields: str) -> None:
+    """Log to stderr, which supervisord writes under var/log/: as `config.logging.format` says
+    (text without a config), the config's secrets masked, `fields` on every JSON line."""
+    mask = SecretMask(config_secrets(config) if config is not None else ())
+    json_lines = config is not None and config.logging.format == "json"
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter(mask, fields) if json_lines else TextFormatter(mask))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     logging.getLogger("pika").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 

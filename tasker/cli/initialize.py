@@ -11,10 +11,10 @@ import logging
 
 from tasker.cli.common import add_mode_option, run, setup_logging
 from tasker.config import Config, load_config
-from tasker.messaging.admin import delete_endpoint_exchange, setup_vhost
+from tasker.messaging.admin import setup_vhost
 from tasker.messaging.publisher import Publisher
 from tasker.messaging.rights import endpoint_logins, uses_role_users
-from tasker.storage import ResponseStore, open_database
+from tasker.storage import RegistrationStore, open_database
 
 log = logging.getLogger("tasker.initialize")
 
@@ -62,14 +62,14 @@ def main() -> int:
 def deregister(config: Config, task_type: str, endpoint: str) -> None:
     """Forget that `endpoint` serves `task_type` (tasks without endpoints no longer go to it) and
     delete its queue and the exchange its manager copied messages through: nothing is kept for
-    an endpoint that is gone."""
+    an endpoint that is gone. Unlike `DELETE /endpoints/<type>/<endpoint>`, it does not ask
+    whether its manager is alive: the operator says it is gone."""
     database = open_database(config.manager.db)
     try:
-        known = ResponseStore(database).deregister(task_type, endpoint)
+        known = RegistrationStore(database).deregister(task_type, endpoint)
     finally:
         database.close()
-    asyncio.run(_delete_queue(config, task_type, endpoint))
-    delete_endpoint_exchange(config.manager.message_queue, task_type, endpoint)
+    asyncio.run(_remove_from_broker(config, task_type, endpoint))
     log.info(
         "endpoint %s of %s deregistered%s; its queue and exchange are deleted",
         endpoint,
@@ -78,10 +78,10 @@ def deregister(config: Config, task_type: str, endpoint: str) -> None:
     )
 
 
-async def _delete_queue(config: Config, task_type: str, endpoint: str) -> None:
+async def _remove_from_broker(config: Config, task_type: str, endpoint: str) -> None:
     publisher = Publisher(config.manager.message_queue)
     try:
-        await publisher.delete_queue(task_type, endpoint)
+        await publisher.remove_endpoint(task_type, endpoint, unless_consumed=False)
     finally:
         await publisher.close()
 

@@ -38,7 +38,7 @@ def main() -> int:
             "task type %r is not configured in run mode %s (task_types: %s)"
             % (args.tasktype, args.mode, ", ".join(config.task_types))
         )
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, config, type=args.tasktype, endpoint=args.endpoint)
     horse = WorkHorse(
         config.handler_module(args.tasktype),
         dict(config.manager.handler_settings.get(args.tasktype, {})),
@@ -63,6 +63,7 @@ def main() -> int:
         consumer_timeout=settings.consumer_timeout,
         orphan_interval=config.manager.orphan_check_interval,
         max_crashes=config.manager.max_crashes,
+        heartbeat_interval=config.manager.heartbeat_interval,
     )
 
     def on_signal(signum, frame) -> None:

@@ -6,11 +6,15 @@ from tasker.config.schema import (
     ApiConfig,
     Config,
     DbConfig,
+    LoggingConfig,
     ManagerConfig,
     MessageQueueConfig,
+    MetricsConfig,
     RabbitmqConfig,
     SupervisorConfig,
     TlsConfig,
+    WebhookConfig,
+    WebhookDeliveryConfig,
 )
 
 __all__ = [
@@ -20,11 +24,15 @@ __all__ = [
     "ApiConfig",
     "Config",
     "DbConfig",
+    "LoggingConfig",
     "ManagerConfig",
     "MessageQueueConfig",
+    "MetricsConfig",
     "RabbitmqConfig",
     "SupervisorConfig",
     "TlsConfig",
+    "WebhookConfig",
+    "WebhookDeliveryConfig",
     "config_dir",
     "load_config",
 ]

@@ -16,11 +16,14 @@ from typing import Any
 
 import yaml
 
-from tasker.config.schema import PROJECT_ROOT, Config, ManagerConfig, MessageQueueConfig
+from tasker.config.schema import PROJECT_ROOT, Config, ManagerConfig, MessageQueueConfig, MetricsConfig
+from tasker.config.webhook_checks import check_webhooks
 from tasker.errors import ConfigError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,50}\Z")
 TASK_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}\Z")
+# Paths of the API's own at its root: a task type of one of these names would hide it.
+RESERVED_TASK_TYPES = ("endpoints", "events", "metrics", "ui", "health")
 _ENV_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -172,6 +175,11 @@ def _check(config: Config) -> None:
                 "task_types: %r is not a valid task type (lower-case letters, digits and _, "
                 "starting with a letter)" % task_type
             )
+        if task_type in RESERVED_TASK_TYPES:
+            raise ConfigError(
+                "task_types: %r is reserved for the API's own path /%s (reserved: %s); name the task type otherwise"
+                % (task_type, task_type, ", ".join(RESERVED_TASK_TYPES))
+            )
     per_type = {
         "endpoints": config.endpoints,
         "manager.handler_modules": config.manager.handler_modules,
@@ -190,11 +198,23 @@ def _check(config: Config) -> None:
         raise ConfigError("api.wait_for_endpoints_timeout must be above 0")
     if config.api.max_timeout <= 0:
         raise ConfigError("api.max_timeout must be above 0 seconds")
+    if config.api.retention_days < 0:
+        raise ConfigError("api.retention_days must be 0 (keep every task) or more")
+    for key in ("max_waiters", "max_event_streams"):
+        if getattr(config.api, key) < 0:
+            raise ConfigError("api.%s must be 0 or more" % key)
+    if config.api.event_retention != 0 and config.api.event_retention < 60:
+        # Events must outlive the time a reader may wait behind an open transaction's id.
+        raise ConfigError("api.event_retention must be 0 (keep every event) or at least 60 seconds")
     _check_message_queue(config.manager.message_queue)
     _check_manager(config.manager)
     if config.api.tls.enabled and not (config.api.tls.cert_file and config.api.tls.key_file):
         raise ConfigError("api.tls needs cert_file and key_file when enabled")
     _check_auth(config.api.auth, config.api.tokens)
+    _check_metrics(config.api.metrics)
+    check_webhooks(config.api, config.task_types)
+    if config.logging.format not in ("text", "json"):
+        raise ConfigError("logging.format must be text or json, not %r" % config.logging.format)
 
 
 def _check_auth(auth: str, tokens: list[str]) -> None:
@@ -204,6 +224,19 @@ def _check_auth(auth: str, tokens: list[str]) -> None:
         raise ConfigError("api.tokens: a token must not be empty or blank")
     if auth == "none" and tokens:
         raise ConfigError("api.auth is none but api.tokens are given: say api.auth: tokens to use them")
+
+
+def _check_metrics(metrics: MetricsConfig) -> None:
+    if metrics.auth not in ("tokens", "none"):
+        raise ConfigError("api.metrics.auth must be tokens or none, not %r" % metrics.auth)
+    if any(not token.strip() for token in metrics.tokens):
+        raise ConfigError("api.metrics.tokens: a token must not be empty or blank")
+    if metrics.auth == "none" and metrics.tokens:
+        raise ConfigError("api.metrics.auth is none but api.metrics.tokens are given: say tokens to use them")
+    if metrics.cache_seconds < 0:
+        raise ConfigError("api.metrics.cache_seconds must not be negative")
+    if not 0 < metrics.window <= 86400:
+        raise ConfigError("api.metrics.window must be above 0 and at most 86400 seconds")
 
 
 def _check_manager(manager: ManagerConfig) -> None:
@@ -216,6 +249,8 @@ def _check_manager(manager: ManagerConfig) -> None:
         raise ConfigError("manager.cancel_grace must not be negative")
     if manager.max_result < 1024:
         raise ConfigError("manager.max_result must be at least 1024 bytes")
+    if manager.heartbeat_interval < 1:
+        raise ConfigError("manager.heartbeat_interval must be at least 1 second (a manager looks once a second)")
 
 
 def _check_message_queue(settings: MessageQueueConfig) -> None:

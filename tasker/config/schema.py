@@ -75,6 +75,51 @@ class MessageQueueConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """`GET /metrics`: who may read it, how often it reads the database, what "recent" means."""
+
+    # `tokens`: a token of api.tokens or of `tokens` below (none needed when neither has one);
+    # `none`: open without a token (a scrape from a private network).
+    auth: str = "tokens"
+    # Tokens good for /metrics only: Prometheus' bearer token then cannot create tasks.
+    tokens: list[str] = dataclasses.field(default_factory=list)
+    # Seconds one reading of the fleet's figures is served again: scrapes cannot load the database.
+    cache_seconds: float = 2.0
+    # Seconds back that "finished" figures count (tasks settled, runs finished, run durations).
+    window: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookConfig:
+    """A receiver of events (`api.webhooks`): each event it wants is POSTed to `url`, signed
+    with `secret`."""
+
+    url: str
+    # Who holds the secret can forge deliveries: from the environment, like other secrets.
+    secret: str = dataclasses.field(default="", repr=False)
+    # Task types whose events it gets (empty: all); kinds of event: `task`, `response`.
+    types: list[str] = dataclasses.field(default_factory=list)
+    events: list[str] = dataclasses.field(default_factory=lambda: ["task", "response"])
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookDeliveryConfig:
+    """How the API delivers to `api.webhooks`: retries, pace, and how long rows are kept."""
+
+    # Seconds before the first retry of a failed delivery, doubling up to `max_retry_delay`;
+    # a delivery not answered with a 2xx within `give_up_after` seconds is given up.
+    first_retry: float = 10.0
+    max_retry_delay: float = 900.0
+    give_up_after: float = 86400.0
+    # Seconds between looks for new events and due deliveries when there is nothing to send.
+    interval: float = 1.0
+    # POSTs one API process has under way at once.
+    concurrency: int = 10
+    # Seconds a delivered or given-up delivery row is kept.
+    retention: float = 86400.0
+
+
+@dataclasses.dataclass(frozen=True)
 class ApiConfig:
     """The REST API process."""
 
@@ -110,6 +155,19 @@ class ApiConfig:
     loop_stall_warning: float = 0.1
     # Bytes of task rows one batched INSERT may carry: below the database's max_allowed_packet.
     max_batch_bytes: int = 4 * 1024 * 1024
+    # Days after which a settled task (created and last changed that long ago) is deleted with
+    # its responses, runs and output (0: tasks are kept for ever).
+    retention_days: int = 90
+    # Requests waiting for a task to settle (`GET /<type>/<id>?wait=S`) one API process keeps
+    # open at once, and event streams (`GET /events`) it serves at once: 503 beyond.
+    max_waiters: int = 1000
+    max_event_streams: int = 100
+    # Seconds events are kept for `GET /events` clients that come back with Last-Event-ID (0: for ever).
+    event_retention: float = 86400.0
+    metrics: MetricsConfig = MetricsConfig()
+    # Receivers of events, each called only at its configured URL (tasker.webhooks).
+    webhooks: list[WebhookConfig] = dataclasses.field(default_factory=list)
+    webhook_delivery: WebhookDeliveryConfig = WebhookDeliveryConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +192,9 @@ class ManagerConfig:
     orphan_check_interval: float = 30.0
     # Deliveries of one run that may end with its manager gone before the run is recorded failed.
     max_crashes: int = 3
+    # Seconds between a manager's heartbeats (its registration's last_seen, what it runs, its
+    # queue's depth); one not seen for 3 of them is not alive (GET /endpoints, max_concurrency).
+    heartbeat_interval: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +240,14 @@ class SupervisorConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    """How bin/api and bin/manager log (to stderr, which supervisord keeps)."""
+
+    # `text`: one readable line a record; `json`: one JSON object a line (tasker.cli.log_format).
+    format: str = "text"
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole configuration of one run mode."""
 
@@ -189,6 +258,7 @@ class Config:
     endpoints: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     rabbitmq: RabbitmqConfig = RabbitmqConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     def handler_module(self, task_type: str) -> str:
         """Return the dotted module name of the handler module for a configured task type."""

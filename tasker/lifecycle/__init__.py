@@ -16,11 +16,14 @@ and the manager call them too. Nothing here touches a database, a broker or a cl
   not started `skipped`; a running one is stopped by its manager (`cancelled`).
 - A task with `max_concurrency` starts a run only while fewer endpoints run it; once more runs
   failed or timed out than its `max_errors`, the runs not started are `skipped`.
+- A manager not seen for `DEAD_AFTER` of its heartbeat intervals is gone: a run it holds
+  `running` no longer takes a slot of its task's `max_concurrency`.
 - The task's status follows from its responses: `INCOMPLETE` once one is missing, `DONE` once
   all are final, `CANCELLED` once all are final after a cancel was requested.
 
-The rules are in three modules: `runs` (receipt, start, outcome, the task's status),
-`operations` (retry and cancel) and `limits` (max_concurrency and max_errors).
+The rules are in four modules: `runs` (receipt, start, outcome, the task's status),
+`operations` (retry and cancel), `limits` (max_concurrency and max_errors) and `liveness`
+(whether an endpoint's manager is alive).
 """
 
 from tasker.lifecycle.limits import (
@@ -34,6 +37,7 @@ from tasker.lifecycle.limits import (
     held_back,
     limit_count,
 )
+from tasker.lifecycle.liveness import DEAD_AFTER, dead_endpoints, is_alive
 from tasker.lifecycle.operations import (
     CANCELLED_BEFORE_START,
     RETRY_SELECTIONS,
@@ -65,6 +69,7 @@ from tasker.lifecycle.runs import (
 __all__ = [
     "CANCELLED_BEFORE_START",
     "CRASHED_ERRMSG",
+    "DEAD_AFTER",
     "HELD_BACK_ERRMSG",
     "MAX_LIMIT",
     "MISSING_ERRMSG",
@@ -81,10 +86,12 @@ __all__ = [
     "count_states",
     "crashed_errmsg",
     "crashed_too_often",
+    "dead_endpoints",
     "decide_receipt",
     "decide_start",
     "errors_exceeded",
     "held_back",
+    "is_alive",
     "is_missed",
     "is_settled",
     "limit_count",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+from typing import AbstractSet
 
 from tasker.lifecycle.operations import skipped_by_cancel
 from tasker.lifecycle.runs import RunRow
@@ -66,11 +67,14 @@ def held_back(limits: Limits, states: dict[str, ResponseState]) -> tuple[list[st
     return waiting, HELD_BACK_ERRMSG % (errors, allowed)
 
 
-def decide_start(limits: Limits, endpoint: str, run: int, rows: dict[str, RunRow]) -> StartVerdict:
+def decide_start(
+    limits: Limits, endpoint: str, run: int, rows: dict[str, RunRow], dead: AbstractSet[str] = frozenset()
+) -> StartVerdict:
     """Whether `endpoint` may start run `run` of a limited task whose responses are `rows`.
 
     Errors first: once more than max_errors runs failed, nothing more starts. Then the slots:
-    a run starts while fewer than max_concurrency endpoints run the task.
+    a run starts while fewer than max_concurrency endpoints run the task. A run `running` on
+    an endpoint in `dead` (its manager stopped heartbeating, see `liveness`) holds no slot.
     """
     own = rows.get(endpoint)
     if own is None or own.run != run or own.state not in (ResponseState.RECEIVED, ResponseState.RUNNING):
@@ -80,5 +84,7 @@ def decide_start(limits: Limits, endpoint: str, run: int, rows: dict[str, RunRow
     if errors_exceeded(limits, [row.state for row in rows.values()]) is not None:
         return StartVerdict.SKIP
     slots = limit_count(limits.max_concurrency, len(rows), round_up=True)
-    running = sum(1 for name, row in rows.items() if name != endpoint and row.state is ResponseState.RUNNING)
+    running = sum(
+        1 for name, row in rows.items() if name != endpoint and name not in dead and row.state is ResponseState.RUNNING
+    )
     return StartVerdict.WAIT if slots is not None and running >= slots else StartVerdict.GO

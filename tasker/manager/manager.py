@@ -29,6 +29,7 @@ from tasker.clock import utcnow
 from tasker.errors import InvalidTask, StorageUnavailable
 from tasker.hooks import Hooks
 from tasker.lifecycle import Receipt, ReceiptDecision
+from tasker.manager.heartbeat import Heartbeats
 from tasker.manager.holding import Held, Holdings, Phase
 from tasker.manager.inbox import Inbox
 from tasker.manager.recorder import Recorder
@@ -39,7 +40,7 @@ from tasker.manager.workhorse import Job, Outcome
 from tasker.manager.workhorse_job import Horse
 from tasker.messaging.consumer import Consumer, Delivery
 from tasker.messaging.message import TaskMessage, decode_task
-from tasker.storage import LimitStore, Progress, ResponseStore
+from tasker.storage import LimitStore, Progress, RegistrationStore, ResponseStore
 
 log = logging.getLogger(__name__)
 UNKNOWN = "no such task or endpoint in the database"
@@ -62,6 +63,7 @@ class Manager(Starting, Upkeep):
         consumer_timeout: float = 1800.0,
         orphan_interval: float = 30.0,
         max_crashes: int | None = 3,
+        heartbeat_interval: float = 10.0,
     ) -> None:
         self.task_type = task_type
         self.endpoint = endpoint
@@ -81,6 +83,8 @@ class Manager(Starting, Upkeep):
         # The steward's own state: nothing else reads it.
         self.recorder = Recorder(responses, endpoint, retry_delay, max_crashes)
         self.limits = LimitStore(responses.database)
+        registrations = RegistrationStore(responses.database)
+        self.beats = Heartbeats(registrations, self.consumer, task_type, endpoint, heartbeat_interval, ask_ahead=TICK)
         horse.on_progress = self._on_progress
         self._runnable = RunQueue()
         self._in_hand: tuple[Held, Job] | None = None
@@ -90,8 +94,8 @@ class Manager(Starting, Upkeep):
         self._next_orphan_check = 0.0
 
     def run(self) -> int:
-        """Register, consume until `shutdown()`, and return the exit status (0)."""
-        if not self._until_stopped(lambda: self.responses.register(self.task_type, self.endpoint), "register"):
+        """Register, consume until `shutdown()` (beating meanwhile), and return the exit status (0)."""
+        if not self._until_stopped(lambda: self.beats.register(time.monotonic()), "register"):
             return 0
         self._started_at = utcnow()
         log.info("manager of %s for endpoint %s started", self.task_type, self.endpoint)
@@ -101,6 +105,7 @@ class Manager(Starting, Upkeep):
         self._stopping.set()
         self.inbox.put(None)
         steward.join()
+        self.beats.last(self.recorder)
         self._stopped.set()
         self.inbox.close()
         log.info("manager of %s for endpoint %s stopped", self.task_type, self.endpoint)

@@ -1,5 +1,6 @@
 """The steward's once-a-tick work: renew held deliveries, act on cancels, bring back runs whose
-message expired. A part of `Manager` (its base class), kept apart to keep each file short."""
+message expired, write the heartbeat. A part of `Manager` (its base class), kept apart to keep
+each file short."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import threading
 import time
 
+from tasker.manager.heartbeat import Heartbeats
 from tasker.manager.holding import Held, Holdings, Phase
 from tasker.manager.recorder import Recorder
 from tasker.manager.run_queue import RunQueue
@@ -32,6 +34,7 @@ class Upkeep:
     horse: Horse
     holdings: Holdings
     recorder: Recorder
+    beats: Heartbeats
     renew_after: float
     orphan_interval: float
     max_crashes: int | None
@@ -56,12 +59,20 @@ class Upkeep:
                 self.consumer.renew(delivery)
         self._watch_cancels()
         self._watch_output()
+        if self.beats.due(now):
+            self._beat(now)
         if now >= self._next_orphan_check and not self._stopping.is_set():
             self._next_orphan_check = now + self.orphan_interval
             args = (self.task_type, self.endpoint, self._started_at)
             found = self.recorder.store("look for orphans", self.responses.orphans, *args, max_crashes=self.max_crashes)
             for orphan in found or []:
                 self._bring_back(orphan)
+
+    def _beat(self, now: float) -> None:
+        """Write the heartbeat: the run in hand, and the runs held that have not started."""
+        running = self._in_hand[1].identifier if self._in_hand is not None else None
+        waiting = sum(1 for held in self.holdings.all() if held.phase in (Phase.ARRIVED, Phase.WAITING))
+        self.beats.beat(now, self.recorder, running, waiting)
 
     def _watch_cancels(self) -> None:
         """Once a tick: drop the held runs of cancelled tasks that have not started (their rows

@@ -4,8 +4,7 @@ With `rabbitmq.management_url` set, the management HTTP API is used with the sup
 credentials of `rabbitmq.*`; otherwise `rabbitmqctl` on this host, which is given passwords on
 its standard input, never on its command line (where `ps` would show them).
 
-Deregistering an endpoint also deletes the exchange its manager copied messages through, over
-AMQP as the user of `manager.message_queue` (the user that deletes the endpoint's queue).
+Deregistering an endpoint deletes its queue and exchange over AMQP (`tasker.messaging.removal`).
 """
 
 from __future__ import annotations
@@ -18,13 +17,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import pika
-
 from tasker.config import MessageQueueConfig, RabbitmqConfig
-from tasker.errors import BrokerUnavailable, SetupError
-from tasker.messaging.parameters import connection_parameters
+from tasker.errors import SetupError
 from tasker.messaging.rights import Rights, broker_users, uses_role_users
-from tasker.messaging.topology import endpoint_exchange, expiry_policy
+from tasker.messaging.topology import expiry_policy
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +51,6 @@ def setup_vhost(admin: RabbitmqConfig, settings: MessageQueueConfig, reset: bool
             settings.username,
         )
     log.info("RabbitMQ vhost %s is ready", settings.virtual_host)
-
-
-def delete_endpoint_exchange(settings: MessageQueueConfig, task_type: str, endpoint: str) -> None:
-    """Delete the exchange an endpoint's manager copies messages through for a task type
-    (deregistration); one that does not exist is no error."""
-    name = endpoint_exchange(settings.exchange, task_type, endpoint)
-    try:
-        connection = pika.BlockingConnection(connection_parameters(settings, attempts=1))
-    except pika.exceptions.AMQPError as exc:
-        raise BrokerUnavailable("cannot connect to RabbitMQ: %r" % exc) from exc
-    try:
-        connection.channel().exchange_delete(name)
-    except pika.exceptions.AMQPError as exc:
-        raise SetupError("cannot delete exchange %s: %r" % (name, exc)) from exc
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 def _describe(rights: Rights) -> str:

@@ -82,6 +82,9 @@ class Consumer:
         self._consuming_wanted = True
         self._backoff = 0.0
         self._wake = threading.Event()
+        # Messages ready in the queue as the broker last counted them (`ask_depth`); None
+        # while not known (not asked yet, or the connection it was counted on is lost).
+        self.depth: int | None = None
 
     # The loop ------------------------------------------------------------------------------
 
@@ -127,6 +130,11 @@ class Consumer:
         """
         self._call(lambda: self._renew(delivery))
 
+    def ask_depth(self) -> None:
+        """Have the broker count the messages ready in the queue (from any thread): a passive
+        declare on the connection's thread, whose answer lands in `depth` moments later."""
+        self._call(self._ask_depth)
+
     def stop_consuming(self) -> None:
         """Ask the broker for no more deliveries; unacknowledged ones return to the queue on close."""
         self._consuming_wanted = False
@@ -162,6 +170,15 @@ class Consumer:
             return
         settle(channel)
 
+    def _ask_depth(self) -> None:
+        if self._channel is not None and self._channel.is_open and self._consumer_tag:
+            # A queue deleted under the consumer fails this and closes the channel: the
+            # connection is opened again and the queue declared again, as at the start.
+            self._channel.queue_declare(self.queue, passive=True, callback=self._on_depth)
+
+    def _on_depth(self, frame) -> None:
+        self.depth = frame.method.message_count
+
     def _cancel(self) -> None:
         if self._channel is not None and self._channel.is_open and self._consumer_tag:
             self._channel.basic_cancel(self._consumer_tag)
@@ -190,7 +207,7 @@ class Consumer:
         connection.ioloop.stop()
 
     def _on_connection_closed(self, connection, reason) -> None:
-        self._channel = None
+        self._channel, self.depth = None, None
         self._generation += 1
         if self._running:
             log.warning("RabbitMQ connection lost: %s", reason)

@@ -62,12 +62,6 @@ class Declarer:
         for endpoint in endpoints:
             await self._declare_queue(exchange, queue_name(self.settings.exchange, task_type, endpoint))
 
-    async def delete_queue(self, task_type: str, endpoint: str) -> None:
-        """Delete an endpoint's queue of a task type, with what it holds (deregistration)."""
-        queue = queue_name(self.settings.exchange, task_type, endpoint)
-        await self._rpc(lambda ch, cb: ch.queue_delete(queue, callback=cb))
-        self._declared.pop(queue, None)
-
     async def _declare_queue(self, exchange: str, queue: str) -> None:
         declared = self._declared.get(queue)
         if declared is not None and time.monotonic() - declared < self.redeclare_after:

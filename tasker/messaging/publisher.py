@@ -17,6 +17,7 @@ from tasker.config import MessageQueueConfig
 from tasker.errors import BrokerUnavailable
 from tasker.messaging.declarer import Declarer
 from tasker.messaging.parameters import connection_parameters
+from tasker.messaging.removal import remove_endpoint
 from tasker.messaging.topology import queue_name, tasks_exchange
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,15 @@ class Publisher:
         await self._declarer.declare(task_type, endpoints)
         return channel
 
-    async def delete_queue(self, task_type: str, endpoint: str) -> None:
-        """Delete an endpoint's queue of a task type, with what it holds (deregistration)."""
+    async def remove_endpoint(self, task_type: str, endpoint: str, unless_consumed: bool = True) -> None:
+        """Delete an endpoint's queue of a task type, with what it holds, and its exchange
+        (deregistration); with `unless_consumed`, EndpointAlive while its queue has a consumer."""
         await self._open_channel()
-        await self._declarer.delete_queue(task_type, endpoint)
+        try:
+            prefix, timeout = self.settings.exchange, self.confirm_timeout
+            await remove_endpoint(self._connection, prefix, task_type, endpoint, timeout, unless_consumed)
+        finally:
+            self._declarer.forget()  # declared again before the next publish to it
 
     async def close(self) -> None:
         """Close the connection, failing what is still unconfirmed."""

@@ -12,7 +12,8 @@ The API (`publisher.py`):
   cannot create endpoint queues (their managers and `initialize -r` do).
 - `queue.bind P.<type>.<endpoint> P.tasks`: write on the queue, read `P.tasks`.
 - `basic.publish P.tasks` (mandatory, with CC): write `P.tasks`.
-- `queue.delete` and `exchange.delete P.<type>.<endpoint>` (`initialize --deregister`):
+- `queue.delete` and `exchange.delete P.<type>.<endpoint>` (`DELETE /endpoints/<type>/<endpoint>`,
+  after a passive `queue.declare` of that queue to count its consumers; `initialize --deregister`):
   configure on that name. Its rights on endpoint names cover the endpoints' exchanges too:
   publishing to one reaches that endpoint's queue, as `P.tasks` does, and `P.dead-letter`.
 

@@ -95,6 +95,12 @@ class StubPublisher:
                 queue.append(StubMessage(body, expires_at))
             self.broker.lock.notify_all()
 
+    async def remove_endpoint(self, task_type: str, endpoint: str, unless_consumed: bool = True) -> None:
+        """Delete an endpoint's queue with what it holds (the stub counts no consumers)."""
+        await self.connect()
+        with self.broker.lock:
+            self.broker.queues.pop(queue_name(self.broker.prefix, task_type, endpoint), None)
+
     async def close(self) -> None:
         """Nothing to close."""
 
@@ -115,6 +121,7 @@ class StubConsumer:
         self._next_tag = 1
         self._running = True
         self._consuming = True
+        self.depth: int | None = None  # as the last `ask_depth` counted
 
     def run(self) -> None:
         """Deliver until `stop()`."""
@@ -199,6 +206,11 @@ class StubConsumer:
         """How many deliveries are not settled."""
         with self.broker.lock:
             return len(self._unacked)
+
+    def ask_depth(self) -> None:
+        """Count the messages waiting in the queue into `depth`."""
+        with self.broker.lock:
+            self.depth = len(self.broker.queues[self.queue])
 
     def stop_consuming(self) -> None:
         """No more deliveries."""

@@ -3,6 +3,7 @@
 from tasker.storage.database import Database, open_database
 from tasker.storage.limits import LimitStore
 from tasker.storage.live import OutputSoFar, Progress
+from tasker.storage.registrations import Heartbeat, Registration, RegistrationStore
 from tasker.storage.responses import Arrival, Finish, Orphan, ResponseStore, Start
 from tasker.storage.tasks import Created, Missed, NewTask, TaskStore
 
@@ -15,8 +16,11 @@ __all__ = [
     "Orphan",
     "OutputSoFar",
     "Finish",
+    "Heartbeat",
     "LimitStore",
     "Progress",
+    "Registration",
+    "RegistrationStore",
     "ResponseStore",
     "Start",
     "TaskStore",

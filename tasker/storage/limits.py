@@ -4,9 +4,10 @@ A manager about to start a run of a limited task asks `LimitStore.take_slot`: th
 locked, its responses read, and the lifecycle decides (`decide_start`). The slot is the run's
 own row becoming `running`: a slot is free while fewer rows of the task are running than
 max_concurrency allows, and it is given back when the run ends (or is delivered again after its
-manager went away). Once more runs failed than max_errors allows, the runs not started are
-`skipped`: at the next start that asks, and as soon as the failure that exceeds it is recorded
-(`hold_back`, called by the manager's outcome writes).
+manager went away), or once the manager running it stopped heartbeating (`gone_runners`). Once
+more runs failed than max_errors allows, the runs not started are `skipped`: at the next start
+that asks, and as soon as the failure that exceeds it is recorded (`hold_back`, called by the
+manager's outcome writes).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from tasker.clock import utcnow
 from tasker.lifecycle import Limits, RunRow, StartVerdict, decide_start, held_back
 from tasker.status import ResponseState
 from tasker.storage.database import Database, retry_conflicts
+from tasker.storage.events import write_run_events
 from tasker.storage.models import RESPONSE, TASK, limit_value
+from tasker.storage.registrations import gone_runners
 from tasker.storage.settle import lock_tasks, never_ran, refresh_status
 
 log = logging.getLogger(__name__)
@@ -45,9 +48,11 @@ class LimitStore:
                 return StartVerdict.OVER
             limits = _limits(connection, [task_id]).get(task_id, Limits())
             rows = _rows(connection, task_id)
-            verdict = decide_start(limits, endpoint, run, rows)
+            gone = gone_runners(connection, task_id, endpoint, now) if limits.max_concurrency is not None else ()
+            verdict = decide_start(limits, endpoint, run, rows, frozenset(gone))
             if verdict is StartVerdict.GO and rows[endpoint].state is ResponseState.RECEIVED:
                 connection.execute(_TAKE, {"b_task_id": task_id, "b_endpoint": endpoint, "b_run": run, "b_now": now})
+                write_run_events(connection, [(task_id, endpoint)], now)
             elif verdict is StartVerdict.SKIP:
                 hold_back(connection, [task_id], now)
                 refresh_status(connection, before, now)
@@ -70,6 +75,7 @@ def hold_back(connection: Connection, task_ids: Iterable[int], now: dt.datetime)
                 .where(RESPONSE.c.state.in_([ResponseState.QUEUED.value, ResponseState.RECEIVED.value]))
                 .values(never_ran(ResponseState.SKIPPED, errmsg, now))
             )
+            write_run_events(connection, [(task_id, endpoint) for endpoint in endpoints], now)
 
 
 def _limits(connection: Connection, task_ids: Iterable[int]) -> dict[int, Limits]:

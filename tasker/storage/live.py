@@ -9,7 +9,9 @@ import dataclasses
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy.engine import Connection
 
+from tasker.clock import utcnow
 from tasker.status import ResponseState
+from tasker.storage.events import write_response_events
 from tasker.storage.models import RESPONSE
 
 
@@ -40,6 +42,7 @@ def write_live(connection: Connection, endpoint: str, progress: list[Progress], 
             _PROGRESS,
             [_run(endpoint, r.task_id, r.run, b_percent=r.percent, b_message=r.message) for r in progress],
         )
+        write_response_events(connection, {r.task_id for r in progress}, utcnow(), endpoint)
     if outputs:
         connection.execute(
             _OUTPUT_SO_FAR,

@@ -43,6 +43,11 @@ class Task(Base):
     __table_args__ = (
         UniqueConstraint("type", "identifier", name="uq_task_type_identifier"),
         Index("ix_task_status_claim", "status", "claim_until"),
+        # The history (GET /<type>) and retention read a type's tasks in (start_time, id) order.
+        Index("ix_task_type_start", "type", "start_time", "id"),
+        Index("ix_task_type_status_start", "type", "status", "start_time", "id"),
+        # /metrics counts the tasks that settled within its window.
+        Index("ix_task_status_modified", "status", "last_modified_time"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -74,6 +79,10 @@ class TaskResponse(Base):
         UniqueConstraint("task_id", "endpoint", name="uq_task_response_endpoint"),
         # The deadline check reads only the queued runs whose deadline passed.
         Index("ix_task_response_state_deadline", "state", "deadline"),
+        # The history's filter on an endpoint, when few tasks name it.
+        Index("ix_task_response_endpoint", "endpoint", "task_id"),
+        # /metrics counts the runs that ended within its window.
+        Index("ix_task_response_state_modified", "state", "last_modified_time"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -244,3 +253,48 @@ RUN = TaskRun.__table__
 OUTPUT = OutputChunk.__table__
 REGISTRATION = EndpointRegistration.__table__
 EVENT = Event.__table__
+
+
+class WebhookCursor(Base):
+    """How far one webhook's deliveries were made: the id of the last event considered."""
+
+    __tablename__ = "webhook_cursor"
+
+    webhook: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    # The last time an API process with this webhook configured moved or kept the cursor.
+    seen_time: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class WebhookDelivery(Base):
+    """One event to POST to one webhook: due while `next_attempt_time` is set, claimed by the
+    API process sending it until `claim_until`; delivered or given up once it is None."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("webhook", "event_id", name="uq_webhook_delivery_event"),
+        # The due deliveries of the configured webhooks, soonest first.
+        Index("ix_webhook_delivery_due", "webhook", "next_attempt_time"),
+        # A task's earlier deliveries to a webhook, which go before its later ones.
+        Index("ix_webhook_delivery_task", "webhook", "type", "identifier", "event_id"),
+        Index("ix_webhook_delivery_created", "created_time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    webhook: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(Name)
+    identifier: Mapped[str] = mapped_column(Name)
+    body: Mapped[str] = mapped_column(Text)
+    created_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    claim: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    claim_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    delivered_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    given_up_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+WEBHOOK_CURSOR = WebhookCursor.__table__
+WEBHOOK_DELIVERY = WebhookDelivery.__table__

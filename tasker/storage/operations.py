@@ -26,6 +26,7 @@ from tasker.lifecycle import (
 from tasker.records import RunRecord, TaskRecord
 from tasker.status import ErrNr, ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
+from tasker.storage.events import write_run_events, write_task_events
 from tasker.storage.models import RESPONSE, RUN, TASK, run_record, task_record
 from tasker.storage.outbox import Outgoing
 from tasker.storage.settle import lock_tasks, never_ran, refresh_status
@@ -80,6 +81,8 @@ class Operations:
                     last_modified_time=now,
                 )
             )
+            write_run_events(connection, [(task.id, endpoint) for endpoint in plan.endpoints], now)
+            write_task_events(connection, [task.id], now)
             task = task_record(connection.execute(select(TASK).where(TASK.c.id == task.id)).one())
         return Retried(task, Outgoing(task, plan.run, plan.endpoints, deadline), claim_until)
 
@@ -100,6 +103,7 @@ class Operations:
                     .where(RESPONSE.c.state.in_([ResponseState.QUEUED.value, ResponseState.RECEIVED.value]))
                     .values(never_ran(ResponseState.SKIPPED, CANCELLED_BEFORE_START, now))
                 )
+                write_run_events(connection, [(task.id, endpoint) for endpoint in waiting], now)
             connection.execute(update(TASK).where(TASK.c.id == task.id).values(cancel_requested=now))
             refresh_status(connection, {task.id: task.status}, now)
             return task_record(connection.execute(select(TASK).where(TASK.c.id == task.id)).one())

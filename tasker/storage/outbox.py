@@ -18,6 +18,7 @@ from tasker.clock import utcnow
 from tasker.records import TaskRecord
 from tasker.status import ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
+from tasker.storage.events import write_task_events
 from tasker.storage.models import RESPONSE, TASK, task_record
 
 # How long an API process holds a task it is publishing: above the publisher's confirm timeout,
@@ -51,13 +52,20 @@ class Claim:
 
 @retry_conflicts
 def mark_sent(database: Database, task_ids: list[int]) -> None:
-    """Record that the broker confirmed these tasks (those still CREATED become SENT)."""
+    """Record that the broker confirmed these tasks (those still CREATED become SENT), with a
+    `task` event for each that did."""
+    now = utcnow()
     with database.connection() as connection:
-        connection.execute(
-            update(TASK)
-            .where(TASK.c.id.in_(task_ids), TASK.c.status == TaskStatus.CREATED.value)
-            .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=utcnow())
-        )
+        created = TASK.c.id.in_(task_ids), TASK.c.status == TaskStatus.CREATED.value
+        query = select(TASK.c.id).where(*created)
+        sent = list(connection.execute(query.with_for_update() if database.locks_rows else query).scalars())
+        if sent:
+            connection.execute(
+                update(TASK)
+                .where(TASK.c.id.in_(sent), TASK.c.status == TaskStatus.CREATED.value)
+                .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=now)
+            )
+            write_task_events(connection, sent, now)
 
 
 @retry_conflicts

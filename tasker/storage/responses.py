@@ -1,4 +1,5 @@
-"""What a manager does with task-responses: register, receipts, starts, outcomes, orphans."""
+"""What a manager does with task-responses: receipts, starts, outcomes, orphans (its
+registration and heartbeats are `tasker.storage.registrations`)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,18 @@ import json
 import logging
 from typing import Any, Hashable
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from tasker.clock import utcnow
-from tasker.errors import DuplicateRow
 from tasker.lifecycle import ReceiptDecision, RunRow, decide_receipt, may_finish, seed_status
 from tasker.records import TaskRecord
 from tasker.status import ResponseState, TaskStatus
 from tasker.storage.database import Database, retry_conflicts
+from tasker.storage.events import write_response_events
 from tasker.storage.limits import hold_back
 from tasker.storage.live import OPEN_RUN, OutputSoFar, Progress, write_live
-from tasker.storage.models import REGISTRATION, RESPONSE, TASK, EndpointRegistration, task_record
+from tasker.storage.models import RESPONSE, TASK, task_record
 from tasker.storage.outputs import output_tail, write_outputs
 from tasker.storage.settle import lock_tasks, refresh_status
 
@@ -78,30 +79,6 @@ class ResponseStore:
         self.database = database
 
     @retry_conflicts
-    def register(self, task_type: str, endpoint: str) -> None:
-        """Record that `endpoint` serves `task_type`, so tasks without endpoints reach it."""
-        now = utcnow()
-        try:
-            with self.database.transaction() as session:
-                row = session.get(EndpointRegistration, (task_type, endpoint))
-                if row is None:
-                    session.add(
-                        EndpointRegistration(type=task_type, endpoint=endpoint, registered_time=now, last_seen_time=now)
-                    )
-                else:
-                    row.last_seen_time = now
-        except DuplicateRow:
-            log.debug("endpoint %s registered for %s concurrently", endpoint, task_type)
-
-    def deregister(self, task_type: str, endpoint: str) -> bool:
-        """Forget that `endpoint` serves `task_type`; False if it was not registered."""
-        with self.database.connection() as connection:
-            gone = connection.execute(
-                delete(REGISTRATION).where(REGISTRATION.c.type == task_type, REGISTRATION.c.endpoint == endpoint)
-            )
-            return bool(gone.rowcount)
-
-    @retry_conflicts
     def record_receipts(
         self, arrivals: list[Arrival], endpoint: str, max_crashes: int | None = None
     ) -> list[tuple[ReceiptDecision, int | None]]:
@@ -131,6 +108,7 @@ class ResponseStore:
             for (state, attempts), task_ids in _grouped(writes).items():
                 values = {"b_state": state.value, "b_attempts": attempts, "b_now": now}
                 connection.execute(_RECEIVE, {"ids": task_ids, "b_endpoint": endpoint, **values})
+            write_response_events(connection, writes, now, endpoint)
             return decisions
 
     @retry_conflicts
@@ -160,6 +138,7 @@ class ResponseStore:
             for values, task_ids in _grouped(outcomes_by_task).items():
                 connection.execute(_FINISH, {"ids": task_ids, "b_endpoint": endpoint, "b_now": now, **dict(values)})
             write_outputs(connection, current, endpoint, self.database)
+            write_response_events(connection, outcomes_by_task, now, endpoint)
             failed = {o.task_id for o in current if o.state in (ResponseState.FAILED, ResponseState.TIMED_OUT)}
             if failed:  # max_errors may hold the rest of these tasks back now
                 hold_back(connection, failed, now)
@@ -168,6 +147,7 @@ class ResponseStore:
     def _record_starts(self, connection: Connection, starts: list[Start], endpoint: str, now: dt.datetime) -> None:
         params = {"b_endpoint": endpoint, "b_now": now}
         connection.execute(_START, [dict(params, b_task_id=s.task_id, b_run=s.run, b_pgid=s.pgid) for s in starts])
+        write_response_events(connection, {s.task_id for s in starts}, now, endpoint)
 
     def _rows(
         self, connection: Connection, task_ids: set[int], endpoint: str, lock: bool
@@ -237,6 +217,7 @@ class ResponseStore:
                     .where(RESPONSE.c.task_id == orphan.task.id, RESPONSE.c.endpoint == endpoint)
                     .values(attempts=orphan.attempts, state=ResponseState.RECEIVED.value, last_modified_time=now)
                 )
+            write_response_events(connection, [orphan.task.id for orphan in orphans], now, endpoint)
             return orphans
 
 

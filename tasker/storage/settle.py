@@ -13,8 +13,10 @@ from typing import Any, Iterable
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from tasker.lifecycle import seed_status, task_status
+from tasker.lifecycle import is_settled, seed_status, task_status
 from tasker.status import ErrNr, ResponseState, TaskStatus
+from tasker.storage.events import task_event
+from tasker.storage.events import write as write_events
 from tasker.storage.models import RESPONSE, TASK
 
 # Built once: the hot paths run them for every batch (SQLAlchemy caches what they compile to).
@@ -22,7 +24,7 @@ _IDS = bindparam("ids", expanding=True)
 _LOCK = select(TASK.c.id, TASK.c.status).where(TASK.c.id.in_(_IDS)).order_by(TASK.c.id)
 _LOCK_FOR_UPDATE = _LOCK.with_for_update()
 _STATES = (
-    select(RESPONSE.c.task_id, RESPONSE.c.state, TASK.c.cancel_requested)
+    select(RESPONSE.c.task_id, RESPONSE.c.state, TASK.c.cancel_requested, TASK.c.type, TASK.c.identifier)
     .join(TASK, TASK.c.id == RESPONSE.c.task_id)
     .where(RESPONSE.c.task_id.in_(_IDS))
 )
@@ -49,14 +51,17 @@ def lock_tasks(connection: Connection, task_ids: Iterable[int], locks_rows: bool
 
 
 def refresh_status(connection: Connection, statuses: dict[int, TaskStatus], now: dt.datetime) -> dict[int, TaskStatus]:
-    """Recompute the status of locked tasks from their responses and store the changes;
-    return every task's status afterwards."""
+    """Recompute the status of locked tasks from their responses and store the changes, with a
+    `task` event for each task whose status changed or that is settled now; return every
+    task's status afterwards."""
     if not statuses:
         return {}
     states: dict[int, list[ResponseState]] = {task_id: [] for task_id in statuses}
     cancelled: set[int] = set()
-    for task_id, state, cancel_requested in connection.execute(_STATES, {"ids": list(statuses)}):
+    names: dict[int, tuple[str, str]] = {}
+    for task_id, state, cancel_requested, task_type, identifier in connection.execute(_STATES, {"ids": list(statuses)}):
         states[task_id].append(ResponseState(state))
+        names[task_id] = (task_type, identifier)
         if cancel_requested is not None:
             cancelled.add(task_id)
     after = {task_id: task_status(statuses[task_id], states[task_id], task_id in cancelled) for task_id in statuses}
@@ -67,4 +72,10 @@ def refresh_status(connection: Connection, statuses: dict[int, TaskStatus], now:
     for status, task_ids in changed.items():
         statement = _SET_STATUS_SENT if status is TaskStatus.CREATED else _SET_STATUS_OVER
         connection.execute(statement, {"ids": task_ids, "b_status": status.value, "b_now": now})
+    events = [
+        task_event(*names[task_id], after[task_id].value, states[task_id], now)
+        for task_id in sorted(names)
+        if after[task_id] is not statuses[task_id] or is_settled(states[task_id])
+    ]
+    write_events(connection, events)
     return after

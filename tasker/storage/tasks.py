@@ -17,7 +17,7 @@ from tasker.errors import DuplicateRow, InvalidTask, StorageError, TaskConflict,
 from tasker.lifecycle import MISSING_ERRMSG, seed_status
 from tasker.records import NewTask, TaskRecord
 from tasker.status import ErrNr, ResponseState, TaskStatus
-from tasker.storage import outbox
+from tasker.storage import events, outbox
 from tasker.storage.database import Database, retry_conflicts
 from tasker.storage.models import REGISTRATION, RESPONSE, TASK, limit_text, task_record
 from tasker.storage.outbox import CLAIM_SECONDS, Claim
@@ -136,6 +136,7 @@ class TaskStore:
             for endpoint in json.loads(row["endpoints"])
         ]
         connection.execute(insert(RESPONSE), responses)
+        events.write(connection, _created_events(rows, now))
         records = [task_record(_Row(row, id=task_id)) for row, task_id in zip(rows, ids, strict=True)]
         return [Created(record, True, claim_until) for record in records]
 
@@ -192,6 +193,7 @@ class TaskStore:
                 .where(RESPONSE.c.task_id.in_(task_ids), overdue)
                 .values(never_ran(ResponseState.MISSING, MISSING_ERRMSG, now))
             )
+            events.write_run_events(connection, missed, now)
             after = refresh_status(connection, before, now)
             changed = [task_id for task_id in after if after[task_id] is not before[task_id]]
             if not changed:
@@ -235,6 +237,17 @@ def _queued_response(task_id: int, endpoint: str, now: dt.datetime, deadline: dt
         "deadline": deadline,
         "pgid": None,
     }
+
+
+def _created_events(rows: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
+    """The events of new tasks: each task CREATED, and a queued run for each endpoint."""
+    found = []
+    for row in rows:
+        endpoints = json.loads(row["endpoints"])
+        queued = ResponseState.QUEUED
+        found.append(events.task_event(row["type"], row["identifier"], row["status"], [queued] * len(endpoints), now))
+        found += [events.response_event(row["type"], row["identifier"], e, 1, queued, now) for e in endpoints]
+    return found
 
 
 def _same_content(row: Any, new: NewTask) -> bool:

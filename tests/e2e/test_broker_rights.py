@@ -265,3 +265,24 @@ def test_a_task_for_an_endpoint_whose_queue_is_gone_is_sent_once_its_manager_dec
     fresh_cluster.manager("console2", env=role_env("CONSOLE2"))
     body = api.wait_status("worker", identifier, ("DONE",))
     assert body["taskResponseList"][0]["state"] == "succeeded"
+
+
+def test_the_api_user_deregisters_a_stopped_endpoint_through_the_api_with_its_queue_and_exchange(
+    role_users, fresh_cluster
+):
+    name = queue("backup", "console2")
+    fresh_cluster.manager("console2", "backup", env=role_env("CONSOLE2")).stop()
+    _, api = fresh_cluster.api(19101, env=role_env("API"))
+
+    def gone() -> bool:
+        listed = api.request("GET", "/endpoints?type=backup").json["endpoints"]
+        return any(entry["endpoint"] == "console2" and entry["alive"] is False for entry in listed)
+
+    wait_for(gone, 30, 0.2, "console2 to be not alive")
+    answer = api.request("DELETE", "/endpoints/backup/console2")
+    assert answer.status == 204, answer
+    passive = (lambda ch: ch.exchange_declare(name, passive=True), lambda ch: ch.queue_declare(name, passive=True))
+    for declare in passive:
+        with channel_as("guest") as channel:
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+                declare(channel)

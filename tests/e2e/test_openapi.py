@@ -91,15 +91,18 @@ def resolve(document: dict, item: dict) -> dict:
 def test_openapi_json_is_a_valid_document_of_every_configured_task_type(api, document, test_config):
     validate_openapi(document)
     assert document == json.loads(json.dumps(openapi_document(test_config)))
-    expected = {"/health", "/openapi.json"}
+    expected = {"/health", "/openapi.json", "/metrics"}
     for task_type in test_config.task_types:
         expected |= {"/%s" % task_type, "/%s/{identifier}" % task_type}
         expected |= {"/%s/{identifier}/retry" % task_type, "/%s/{identifier}/cancel" % task_type}
         expected.add("/%s/{identifier}/output" % task_type)
+    expected.add("/events")
+    expected |= {"/endpoints", "/endpoints/{type}/{endpoint}"}
     assert set(document["paths"]) == expected
     assert "securitySchemes" not in document["components"], "no api.tokens in this run: no authentication"
     loaded = schemathesis.openapi.from_dict(document)
-    assert len([result.ok() for result in loaded.get_all_operations()]) == len(expected)
+    history = len(test_config.task_types)  # /<type> has two operations: POST creates, GET lists
+    assert len([result.ok() for result in loaded.get_all_operations()]) == len(expected) + history
 
 
 def test_a_created_task_its_retry_and_a_conflict_answer_as_documented(api, document):
@@ -119,6 +122,40 @@ def test_a_done_task_and_its_responses_read_as_documented(api, document):
     answer = api.get("worker", identifier)
     conforms(document, answer, "GET", "/worker/{identifier}")
     assert sorted(response["endpoint"] for response in answer.json["taskResponseList"]) == CONSOLES
+
+
+def test_a_page_of_the_history_and_a_bad_filter_answer_as_documented(api, document):
+    prefix = unique("page")
+    for number in range(3):
+        assert api.post("worker", {"identifier": "%s-%d" % (prefix, number), "endpoints": CONSOLES}).status == 201
+    first = api.request("GET", "/worker?limit=2&identifier=" + prefix)
+    assert first.status == 200 and len(first.json["tasks"]) == 2, first
+    conforms(document, first, "GET", "/worker")
+    last = api.request("GET", "/worker?limit=2&cursor=" + first.json["next"])
+    assert last.status == 200, last
+    conforms(document, last, "GET", "/worker")
+    for query in ("limit=0", "status=done", "cursor=forged", "since=yesterday"):
+        refused = api.request("GET", "/worker?" + query)
+        assert refused.status == 400, refused
+        conforms(document, refused, "GET", "/worker")
+
+
+def test_metrics_answer_in_the_documented_text_format(api, document):
+    answer = api.request("GET", "/metrics")
+    assert answer.status == 200, answer
+    (media_type,) = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert media_type == "text/plain; version=0.0.4" and answer.headers["content-type"].startswith(media_type)
+    assert b"# TYPE tasker_fleet_up gauge" in answer.raw
+
+
+def test_the_endpoints_and_a_refused_deregistration_answer_as_documented(api, document):
+    listed = api.request("GET", "/endpoints?type=worker")
+    assert listed.status == 200 and [e["endpoint"] for e in listed.json["endpoints"]] == CONSOLES, listed
+    conforms(document, listed, "GET", "/endpoints")
+    assert all(entry["alive"] for entry in listed.json["endpoints"]), listed
+    alive = api.request("DELETE", "/endpoints/worker/console1")
+    assert alive.status == 409, alive
+    conforms(document, alive, "DELETE", "/endpoints/{type}/{endpoint}")
 
 
 def test_a_runs_output_and_its_errors_answer_as_documented(api, document):
@@ -150,9 +187,14 @@ ERRORS = [
     ("unknown type", "POST", "/nosuchtype", b'{"identifier": "x"}', "application/json", 404, None),
     ("unknown path", "GET", "/worker/x/y", None, None, 404, None),
     ("DELETE a task", "DELETE", "/worker/x", None, None, 405, None),
-    ("GET the collection", "GET", "/worker", None, None, 405, None),
+    ("PUT the collection", "PUT", "/worker", b"{}", "application/json", 405, None),
     ("POST the health", "POST", "/health", b"{}", "application/json", 405, None),
     ("PUT the document", "PUT", "/openapi.json", b"{}", "application/json", 405, None),
+    ("unknown type filter", "GET", "/endpoints?type=nope", None, None, 404, "/endpoints"),
+    ("unknown endpoint", "DELETE", "/endpoints/worker/nobody", None, None, 404, "/endpoints/{type}/{endpoint}"),
+    ("unknown endpoint type", "DELETE", "/endpoints/nope/console1", None, None, 404, "/endpoints/{type}/{endpoint}"),
+    ("GET an endpoint", "GET", "/endpoints/worker/console1", None, None, 405, None),
+    ("POST the endpoints", "POST", "/endpoints", b"{}", "application/json", 405, None),
     ("form data", "POST", "/worker", b"identifier=x", "application/x-www-form-urlencoded", 415, "/worker"),
     ("no content type", "POST", "/worker", b'{"identifier": "x"}', None, 415, "/worker"),
 ]
@@ -205,6 +247,9 @@ def test_with_tokens_the_document_is_open_and_declares_the_bearer_scheme(fresh_c
     created = api.post("worker", body, headers={"Authorization": "Bearer s3cret"})
     assert created.status == 201, created
     conforms(document, created, "POST", "/worker")
+    scrape = api.request("GET", "/metrics")
+    assert scrape.status == 401, scrape
+    conforms(document, scrape, "GET", "/metrics")
 
 
 def test_a_task_accepted_without_the_broker_and_an_unreachable_database_answer_as_documented(
@@ -260,12 +305,19 @@ class Fuzz:
         """Send about `total` cases, spread evenly over the operations with inputs and both generation modes."""
         fixed, varied = [], []
         for operation in (result.ok() for result in self.schema.get_all_operations()):
-            if operation.path_parameters or operation.body:
+            if operation.path == "/events":  # a stream that never ends by itself: tests/e2e/test_events.py
+                continue
+            if operation.path_parameters or operation.body or self._filtered(operation):
                 varied += [(operation, GenerationMode.POSITIVE), (operation, GenerationMode.NEGATIVE)]
             else:  # nothing to vary: one request says it all
                 fixed.append((operation, GenerationMode.POSITIVE))
         for operation, mode in fixed + varied:
             self._exercise(operation, mode, math.ceil(total / len(varied)))
+
+    def _filtered(self, operation: Any) -> bool:
+        """Whether the operation takes query parameters and answers JSON (a stream never ends: it is sent once)."""
+        ok = self.document["paths"][operation.path][operation.method.lower()]["responses"].get("200", {})
+        return bool(operation.query) and "application/json" in ok.get("content", {})
 
     def _exercise(self, operation: Any, mode: GenerationMode, examples: int) -> None:
         # Derandomized, not shrunk and not replayed from a database: every run sends the same cases.

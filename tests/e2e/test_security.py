@@ -92,7 +92,14 @@ def test_with_tokens_configured_every_task_route_needs_one(fresh_cluster):
             assert answer.headers["www-authenticate"] == 'Bearer realm="tasker"'
     health = Api(api.port).request("GET", "/health")
     assert health.status == 200 and health.json == {"status": "ok"}, "open, without details"
-    assert set(api.request("GET", "/health").json) == {"status", "database", "broker", "loop_lag_ms"}
+    assert set(api.request("GET", "/health").json) == {
+        "status",
+        "database",
+        "broker",
+        "loop_lag_ms",
+        "waiters",
+        "event_streams",
+    }
 
 
 def test_the_api_serves_tls_with_the_configured_certificate(fresh_cluster, certificates):

@@ -140,7 +140,7 @@ BAD_REQUESTS = [
     ("unknown type", "POST", "/nosuchtype", b'{"identifier": "x"}', "application/json", 404, "no such path"),
     ("unknown path", "GET", "/worker/x/y", None, None, 404, "no such path"),
     ("wrong method", "DELETE", "/worker/x", None, None, 405, "method DELETE is not allowed"),
-    ("GET on the collection", "GET", "/worker", None, None, 405, "method GET is not allowed"),
+    ("PUT on the collection", "PUT", "/worker", None, None, 405, "method PUT is not allowed"),
     (
         "not JSON",
         "POST",

@@ -12,7 +12,7 @@ from tasker.config import DbConfig
 from tasker.errors import InvalidTask, StorageError, StorageUnavailable, TaskConflict, TaskNotFound
 from tasker.lifecycle import Receipt
 from tasker.status import ResponseState
-from tasker.storage import Arrival, Finish, NewTask, ResponseStore, Start, TaskStore, open_database
+from tasker.storage import Arrival, Finish, NewTask, RegistrationStore, ResponseStore, Start, TaskStore, open_database
 from tasker.storage.models import RESPONSE, TASK
 from tests.helpers import unique, wait_for
 
@@ -63,20 +63,20 @@ def test_a_retry_with_the_same_content_returns_the_stored_task_and_other_content
 
 
 def test_a_task_without_endpoints_goes_to_the_registered_ones(db):
-    tasks, responses = TaskStore(db), ResponseStore(db)
+    tasks, registrations = TaskStore(db), RegistrationStore(db)
     with pytest.raises(InvalidTask, match="no endpoint is registered"):
         tasks.create(NewTask("nobody", unique(), "", None), 30)
-    responses.register("nobody", "b-host")
-    responses.register("nobody", "a-host")
-    responses.register("nobody", "a-host")
+    registrations.beat("nobody", "b-host")
+    registrations.beat("nobody", "a-host")
+    registrations.beat("nobody", "a-host")
     assert tasks.create(NewTask("nobody", unique(), "", None), 30).task.endpoints == ("a-host", "b-host")
 
 
 def test_more_registered_endpoints_than_a_task_may_name_is_a_clear_refusal(db):
-    tasks, responses = TaskStore(db, max_endpoints=2), ResponseStore(db)
+    tasks, registrations = TaskStore(db, max_endpoints=2), RegistrationStore(db)
     task_type = unique("crowd").replace("-", "_")[:40]
     for endpoint in ("a1", "a2", "a3"):
-        responses.register(task_type, endpoint)
+        registrations.beat(task_type, endpoint)
     with pytest.raises(InvalidTask, match="3 endpoints are registered .* more than a task may go to"):
         tasks.create(NewTask(task_type, unique(), "", None), 30)
     assert tasks.create(NewTask(task_type, unique(), "", ["a1", "a2"]), 30).created
