@@ -186,6 +186,13 @@ class EventHub:
             self._ready.set()
             log.info("event hub reading after event %d", self.position)
         while True:
+            if not self._listeners:  # nobody to hand events to: move on without reading them
+                upto, looked_at = await self.storage(self.feed.skip_new, self.position, READ_BATCH, utcnow_precise())
+                if not self._listeners:  # and nobody came meanwhile
+                    self.position = upto
+                    if looked_at < READ_BATCH:
+                        return
+                continue
             events, upto = await self.storage(self.feed.read_new, self.position, READ_BATCH, utcnow_precise())
             if self._failing:
                 log.info("events read again after event %d", self.position)

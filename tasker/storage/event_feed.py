@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from tasker.storage.database import Database
-from tasker.storage.events import SETTLE_SECONDS, Event, read_settled
+from tasker.storage.events import SETTLE_SECONDS, Event, read_settled, settled_upto
 from tasker.storage.models import EVENT
 
 
@@ -44,6 +44,11 @@ class EventFeed:
         """The settled events after `after` (`read_settled`), and where to read next."""
         with self.database.connection() as connection:
             return read_settled(connection, after, limit, now)
+
+    def skip_new(self, after: int, limit: int, now: dt.datetime) -> tuple[int, int]:
+        """Where `read_new` would read next, without reading the events (`settled_upto`)."""
+        with self.database.connection() as connection:
+            return settled_upto(connection, after, limit, now)
 
     def window(self, after: int, upto: int, task_type: str | None, identifier: str | None) -> Window:
         """The events of one id window for a stream (`read_window`)."""

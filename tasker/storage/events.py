@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from typing import Any, Iterable
+from typing import Iterable
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, literal_column, select
 from sqlalchemy.engine import Connection
 
 from tasker.lifecycle import count_states, is_settled
@@ -57,8 +57,11 @@ def task_event(task_type: str, identifier: str, status: str, states: list[Respon
     return _row(TASK_EVENT, data, now)
 
 
-def write_task_events(connection: Connection, task_ids: Iterable[int], now: dt.datetime) -> None:
-    """Write a `task` event for each of these tasks as it is now."""
+def write_task_events(
+    connection: Connection, task_ids: Iterable[int], now: dt.datetime, status: str | None = None
+) -> None:
+    """Write a `task` event for each of these tasks as it is now (only those in `status`, if
+    given)."""
     ids = list(task_ids)
     if not ids:
         return
@@ -66,22 +69,23 @@ def write_task_events(connection: Connection, task_ids: Iterable[int], now: dt.d
     for row in connection.execute(_TASK_STATES, {"ids": ids}):
         entry = tasks.setdefault(row.id, (row.type, row.identifier, row.status, []))
         entry[3].append(ResponseState(row.state))
-    write(connection, [task_event(*entry, now) for _, entry in sorted(tasks.items())])
+    found = [task_event(*entry, now) for _, entry in sorted(tasks.items()) if status in (None, entry[2])]
+    write(connection, found)
 
 
 def write_response_events(
     connection: Connection, task_ids: Iterable[int], now: dt.datetime, endpoint: str | None = None
 ) -> None:
     """Write a `response` event for each response of these tasks as it is now: of one endpoint
-    (a manager's), or of all (None)."""
+    (a manager's), or of all (None). The database builds them from the rows (INSERT ...
+    SELECT): nothing travels to this process and back."""
     ids = list(task_ids)
     if not ids:
         return
     if endpoint is None:
-        rows = connection.execute(_RESPONSES, {"ids": ids}).all()
+        connection.execute(_INSERT_RESPONSES, {"ids": ids, "b_now": now})
     else:
-        rows = connection.execute(_RESPONSES_OF_ONE, {"ids": ids, "b_endpoint": endpoint}).all()
-    write(connection, [_response_row(row, now) for row in rows])
+        connection.execute(_INSERT_RESPONSES_OF_ONE, {"ids": ids, "b_endpoint": endpoint, "b_now": now})
 
 
 def write_run_events(connection: Connection, runs: Iterable[tuple[int, str]], now: dt.datetime) -> None:
@@ -93,16 +97,14 @@ def write_run_events(connection: Connection, runs: Iterable[tuple[int, str]], no
         write_response_events(connection, task_ids, now, endpoint)
 
 
-def response_event(
-    task_type: str, identifier: str, endpoint: str, run: int, state: ResponseState, now: dt.datetime
-) -> dict:
-    """The row of a `response` event of a run without errnr or progress (a new run)."""
+def queued_event(task_type: str, identifier: str, endpoint: str, now: dt.datetime) -> dict:
+    """The row of the `response` event of a new task's first run, queued."""
     data = {
         "type": task_type,
         "identifier": identifier,
         "endpoint": endpoint,
-        "run": run,
-        "state": state.value,
+        "run": 1,
+        "state": ResponseState.QUEUED.value,
         "errnr": 0,
         "progress": None,
         "progress_message": None,
@@ -134,30 +136,25 @@ def read_settled(
 ) -> tuple[list[Event], int]:
     """The events after id `after` that no open transaction can come before any more (at most
     `limit`), oldest first, and the id to read after next time."""
-    rows = connection.execute(_IDS_AFTER, {"b_after": after, "b_limit": limit}).all()
-    upto, expected, young = after, after + 1, now - dt.timedelta(seconds=settle)
-    for event_id, time in rows:
-        if event_id != expected and time > young:
-            break  # an id before this one may still be committed
-        upto, expected = event_id, event_id + 1
+    upto, _ = settled_upto(connection, after, limit, now, settle)
     if upto == after:
         return [], after
     found = connection.execute(select(EVENT).where(EVENT.c.id > after, EVENT.c.id <= upto).order_by(EVENT.c.id))
     return [Event(row.id, row.time, row.kind, row.type, row.identifier, row.data) for row in found], upto
 
 
-def _response_row(row: Any, now: dt.datetime) -> dict:
-    data = {
-        "type": row.type,
-        "identifier": row.identifier,
-        "endpoint": row.endpoint,
-        "run": row.run,
-        "state": row.state,
-        "errnr": row.errnr,
-        "progress": row.progress,
-        "progress_message": row.progress_message,
-    }
-    return _row(RESPONSE_EVENT, data, now)
+def settled_upto(
+    connection: Connection, after: int, limit: int, now: dt.datetime, settle: float = SETTLE_SECONDS
+) -> tuple[int, int]:
+    """How far `read_settled` would read (the id to read after next time), without reading the
+    events themselves; and how many ids it looked at (`limit`: there may be more)."""
+    rows = connection.execute(_IDS_AFTER, {"b_after": after, "b_limit": limit}).all()
+    upto, expected, young = after, after + 1, now - dt.timedelta(seconds=settle)
+    for event_id, time in rows:
+        if event_id != expected and time > young:
+            break  # an id before this one may still be committed
+        upto, expected = event_id, event_id + 1
+    return upto, len(rows)
 
 
 def _row(kind: str, data: dict, now: dt.datetime) -> dict:
@@ -171,6 +168,7 @@ def _row(kind: str, data: dict, now: dt.datetime) -> dict:
 
 
 _IDS = bindparam("ids", expanding=True)
+_RESPONSE_KEYS = ("endpoint", "run", "state", "errnr", "progress", "progress_message")
 _IDS_AFTER = (
     select(EVENT.c.id, EVENT.c.time)
     .where(EVENT.c.id > bindparam("b_after"))
@@ -183,14 +181,21 @@ _TASK_STATES = (
     .where(TASK.c.id.in_(_IDS))
     .order_by(TASK.c.id, RESPONSE.c.id)
 )
+_RESPONSE_DATA = func.json_object(
+    "type",
+    TASK.c.type,
+    "identifier",
+    TASK.c.identifier,
+    *(part for name in _RESPONSE_KEYS for part in (literal_column("'%s'" % name), RESPONSE.c[name])),
+)
 _RESPONSES = (
-    select(
-        TASK.c.type,
-        TASK.c.identifier,
-        *(RESPONSE.c[name] for name in ("endpoint", "run", "state", "errnr", "progress", "progress_message")),
-    )
+    select(bindparam("b_now"), literal_column("'%s'" % RESPONSE_EVENT), TASK.c.type, TASK.c.identifier, _RESPONSE_DATA)
     .join(TASK, TASK.c.id == RESPONSE.c.task_id)
     .where(RESPONSE.c.task_id.in_(_IDS))
     .order_by(RESPONSE.c.task_id, RESPONSE.c.id)
 )
-_RESPONSES_OF_ONE = _RESPONSES.where(RESPONSE.c.endpoint == bindparam("b_endpoint"))
+_EVENT_COLUMNS = ["time", "kind", "type", "identifier", "data"]
+_INSERT_RESPONSES = insert(EVENT).from_select(_EVENT_COLUMNS, _RESPONSES)
+_INSERT_RESPONSES_OF_ONE = insert(EVENT).from_select(
+    _EVENT_COLUMNS, _RESPONSES.where(RESPONSE.c.endpoint == bindparam("b_endpoint"))
+)

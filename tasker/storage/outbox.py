@@ -56,16 +56,13 @@ def mark_sent(database: Database, task_ids: list[int]) -> None:
     `task` event for each that did."""
     now = utcnow()
     with database.connection() as connection:
-        created = TASK.c.id.in_(task_ids), TASK.c.status == TaskStatus.CREATED.value
-        query = select(TASK.c.id).where(*created)
-        sent = list(connection.execute(query.with_for_update() if database.locks_rows else query).scalars())
-        if sent:
-            connection.execute(
-                update(TASK)
-                .where(TASK.c.id.in_(sent), TASK.c.status == TaskStatus.CREATED.value)
-                .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=now)
-            )
-            write_task_events(connection, sent, now)
+        changed = connection.execute(
+            update(TASK)
+            .where(TASK.c.id.in_(task_ids), TASK.c.status == TaskStatus.CREATED.value)
+            .values(status=TaskStatus.SENT.value, claim_until=None, last_modified_time=now)
+        )
+        if changed.rowcount:  # a task SENT already by another API's outbox may say so twice
+            write_task_events(connection, task_ids, now, TaskStatus.SENT.value)
 
 
 @retry_conflicts

@@ -136,7 +136,7 @@ class TaskStore:
             for endpoint in json.loads(row["endpoints"])
         ]
         connection.execute(insert(RESPONSE), responses)
-        events.write(connection, _created_events(rows, now))
+        events.write(connection, [event for row in rows for event in _created_events(row, now)])
         records = [task_record(_Row(row, id=task_id)) for row, task_id in zip(rows, ids, strict=True)]
         return [Created(record, True, claim_until) for record in records]
 
@@ -239,15 +239,13 @@ def _queued_response(task_id: int, endpoint: str, now: dt.datetime, deadline: dt
     }
 
 
-def _created_events(rows: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
-    """The events of new tasks: each task CREATED, and a queued run for each endpoint."""
-    found = []
-    for row in rows:
-        endpoints = json.loads(row["endpoints"])
-        queued = ResponseState.QUEUED
-        found.append(events.task_event(row["type"], row["identifier"], row["status"], [queued] * len(endpoints), now))
-        found += [events.response_event(row["type"], row["identifier"], e, 1, queued, now) for e in endpoints]
-    return found
+def _created_events(row: dict[str, Any], now: dt.datetime) -> list[dict[str, Any]]:
+    """The events of a new task, built here rather than read back: CREATED, and a queued run
+    for each endpoint."""
+    endpoints, queued = json.loads(row["endpoints"]), ResponseState.QUEUED
+    task_type, identifier = row["type"], row["identifier"]
+    created = events.task_event(task_type, identifier, row["status"], [queued] * len(endpoints), now)
+    return [created, *(events.queued_event(task_type, identifier, endpoint, now) for endpoint in endpoints)]
 
 
 def _same_content(row: Any, new: NewTask) -> bool:
