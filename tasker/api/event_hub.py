@@ -187,10 +187,11 @@ class EventHub:
             log.info("event hub reading after event %d", self.position)
         while True:
             if not self._listeners:  # nobody to hand events to: move on without reading them
-                upto, looked_at = await self.storage(self.feed.skip_new, self.position, READ_BATCH, utcnow_precise())
+                before = self.position
+                upto, looked_at = await self.storage(self.feed.skip_new, before, READ_BATCH, utcnow_precise())
                 if not self._listeners:  # and nobody came meanwhile
                     self.position = upto
-                    if looked_at < READ_BATCH:
+                    if looked_at < READ_BATCH or upto == before:  # all read, or held at a gap
                         return
                 continue
             events, upto = await self.storage(self.feed.read_new, self.position, READ_BATCH, utcnow_precise())

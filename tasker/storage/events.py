@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from typing import Iterable
+from typing import Any, Iterable
 
-from sqlalchemy import bindparam, func, insert, literal_column, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
 
 from tasker.lifecycle import count_states, is_settled
@@ -77,15 +77,20 @@ def write_response_events(
     connection: Connection, task_ids: Iterable[int], now: dt.datetime, endpoint: str | None = None
 ) -> None:
     """Write a `response` event for each response of these tasks as it is now: of one endpoint
-    (a manager's), or of all (None). The database builds them from the rows (INSERT ...
-    SELECT): nothing travels to this process and back."""
+    (a manager's), or of all (None).
+
+    The rows are read here and inserted with their number known (a multi-row INSERT), never by
+    INSERT ... SELECT: InnoDB hands the ids of a statement whose row count it cannot know in
+    blocks and leaves the unused ones as gaps, which readers would wait out (`read_settled`).
+    """
     ids = list(task_ids)
     if not ids:
         return
     if endpoint is None:
-        connection.execute(_INSERT_RESPONSES, {"ids": ids, "b_now": now})
+        rows = connection.execute(_RESPONSES, {"ids": ids}).all()
     else:
-        connection.execute(_INSERT_RESPONSES_OF_ONE, {"ids": ids, "b_endpoint": endpoint, "b_now": now})
+        rows = connection.execute(_RESPONSES_OF_ONE, {"ids": ids, "b_endpoint": endpoint}).all()
+    write(connection, [_response_row(row, now) for row in rows])
 
 
 def write_run_events(connection: Connection, runs: Iterable[tuple[int, str]], now: dt.datetime) -> None:
@@ -157,6 +162,15 @@ def settled_upto(
     return upto, len(rows)
 
 
+def _response_row(row: Any, now: dt.datetime) -> dict:
+    data = {
+        "type": row.type,
+        "identifier": row.identifier,
+        **{name: row[index + 2] for index, name in enumerate(_RESPONSE_KEYS)},
+    }
+    return _row(RESPONSE_EVENT, data, now)
+
+
 def _row(kind: str, data: dict, now: dt.datetime) -> dict:
     return {
         "time": now,
@@ -181,21 +195,10 @@ _TASK_STATES = (
     .where(TASK.c.id.in_(_IDS))
     .order_by(TASK.c.id, RESPONSE.c.id)
 )
-_RESPONSE_DATA = func.json_object(
-    "type",
-    TASK.c.type,
-    "identifier",
-    TASK.c.identifier,
-    *(part for name in _RESPONSE_KEYS for part in (literal_column("'%s'" % name), RESPONSE.c[name])),
-)
 _RESPONSES = (
-    select(bindparam("b_now"), literal_column("'%s'" % RESPONSE_EVENT), TASK.c.type, TASK.c.identifier, _RESPONSE_DATA)
+    select(TASK.c.type, TASK.c.identifier, *(RESPONSE.c[name] for name in _RESPONSE_KEYS))
     .join(TASK, TASK.c.id == RESPONSE.c.task_id)
     .where(RESPONSE.c.task_id.in_(_IDS))
     .order_by(RESPONSE.c.task_id, RESPONSE.c.id)
 )
-_EVENT_COLUMNS = ["time", "kind", "type", "identifier", "data"]
-_INSERT_RESPONSES = insert(EVENT).from_select(_EVENT_COLUMNS, _RESPONSES)
-_INSERT_RESPONSES_OF_ONE = insert(EVENT).from_select(
-    _EVENT_COLUMNS, _RESPONSES.where(RESPONSE.c.endpoint == bindparam("b_endpoint"))
-)
+_RESPONSES_OF_ONE = _RESPONSES.where(RESPONSE.c.endpoint == bindparam("b_endpoint"))

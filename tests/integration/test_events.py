@@ -58,6 +58,9 @@ def test_a_task_s_life_is_told_by_its_events_in_order(db):
         ("e2", 1, "failed", 7, None),
         ("task", "DONE", True),
     ]
+    with db.connection() as connection:
+        ids = [event.id for event in read_events(connection, 0, 1000, "worker", identifier)]
+    assert ids == list(range(ids[0], ids[0] + len(ids))), "no gap a reader would have to wait out"
 
 
 def test_retry_cancel_and_missed_deadlines_are_events_too(db):
