@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tasker.clock import utcnow
-from tasker.status import ResponseState
-from tasker.storage.events import response_event, task_event, write
+from tasker.storage.events import queued_event, task_event, write
 from tasker.storage.models import WEBHOOK_CURSOR, WEBHOOK_DELIVERY
 from tasker.storage.webhooks import Attempt, Subscription, WebhookStore
 from tasker.webhooks import webhook_key
@@ -35,7 +34,7 @@ def emit(db, identifier, statuses=("CREATED",), task_type="worker", now=None):
 
 def emit_response(db, identifier, task_type="worker"):
     with db.connection() as connection:
-        write(connection, [response_event(task_type, identifier, "e1", 1, ResponseState.QUEUED, utcnow())])
+        write(connection, [queued_event(task_type, identifier, "e1", utcnow())])
 
 
 def deliveries(db, key):
