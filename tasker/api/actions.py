@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasker.api.handlers import BodyHandler
+from tasker.api.base import BodyHandler
 from tasker.api.refusal import body_pending
 from tasker.api.validation import check_identifier, parse_retry
 from tasker.errors import InvalidTask, TaskNotFound

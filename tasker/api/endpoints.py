@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 from typing import Any, Awaitable, Callable
 
-from tasker.api.handlers import JsonHandler
+from tasker.api.base import JsonHandler
 from tasker.clock import format_time, utcnow
 from tasker.config import NAME_PATTERN
 from tasker.errors import EndpointAlive, EndpointNotFound

@@ -13,9 +13,9 @@ import re
 
 from tornado.iostream import StreamClosedError
 
+from tasker.api.base import JsonHandler, Refusal
 from tasker.api.event_hub import EventHub
 from tasker.api.event_stream import EventStream
-from tasker.api.handlers import JsonHandler, Refusal
 from tasker.api.validation import check_identifier
 from tasker.errors import InvalidTask, StorageUnavailable
 

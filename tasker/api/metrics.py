@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import tornado.web
 
+from tasker.api.base import JsonHandler
 from tasker.api.dispatch import Dispatcher
-from tasker.api.handlers import JsonHandler, TaskCollectionHandler
+from tasker.api.handlers import TaskCollectionHandler
 from tasker.config import MetricsConfig
 from tasker.metrics import CONTENT_TYPE, Metrics
 

@@ -11,7 +11,7 @@ import re
 
 from tornado.iostream import StreamClosedError
 
-from tasker.api.handlers import JsonHandler
+from tasker.api.base import JsonHandler
 from tasker.api.validation import NAME_RULE, check_identifier
 from tasker.config import NAME_PATTERN
 from tasker.errors import InvalidTask, TaskerError, TaskNotFound
