@@ -10,7 +10,11 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*"]),
-    package_data={"tasker.storage": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"]},
+    package_data={
+        "tasker.storage": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
+        # The dashboard's page, script and style, served as they are by GET /ui.
+        "tasker.dashboard": ["static/*"],
+    },
     install_requires=[
         "tornado>=6.3,<7",
         "pika>=1.3,<2",
@@ -21,14 +25,20 @@ setup(
         "alembic>=1.12",
         # GET /metrics: the Prometheus text format and its metric families.
         "prometheus-client>=0.20,<1",
+        # The `tasker` command: its arguments, and its live table on a terminal.
+        "click>=8.1,<9",
+        "rich>=13,<15",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff", "schemathesis>=4,<5", "openapi-spec-validator", "jsonschema>=4.18"],
+        "test": ["pytest>=8", "ruff", "schemathesis>=4,<5", "openapi-spec-validator", "jsonschema>=4.18",
+                 # The dashboard's tests drive the system's Chromium (no browser download).
+                 "playwright>=1.45,<2"],
         # `make bench`: the Celery peer it measures tasker against (bench/celery_peer.py).
         "bench": ["celery[sqlalchemy]>=5.3,<6"],
     },
     entry_points={
         "console_scripts": [
+            "tasker = tasker.client.main:main",
             "tasker-api = tasker.cli.api:main_entry",
             "tasker-manager = tasker.cli.manager:main_entry",
             "tasker-initialize = tasker.cli.initialize:main_entry",

@@ -15,6 +15,7 @@ from tasker.api.metrics import MeteredApplication, MetricsHandler
 from tasker.api.openapi import openapi_document
 from tasker.api.output import TaskOutputHandler
 from tasker.api.parsing import BodyParser
+from tasker.api.ui import dashboard_routes
 from tasker.config import Config
 from tasker.metrics import api_metrics
 from tasker.storage import RegistrationStore
@@ -39,6 +40,7 @@ def make_app(
     routes.append((r"/endpoints", EndpointListHandler, {"fleet": fleet}))
     routes.append((r"/endpoints/([^/]+)/([^/]+)", EndpointItemHandler, {"fleet": fleet}))
     routes.append((r"/events", EventsHandler, {"hub": event_hub}))
+    routes += dashboard_routes(config.task_types)
     for task_type in config.task_types:
         options = {"dispatcher": dispatcher, "task_type": task_type}
         routes.append((r"/%s" % task_type, TaskCollectionHandler, options))

@@ -126,10 +126,18 @@ def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
     return _secure(operation, secured)
 
 
+# What retry and cancel ask of every request, so that another web page cannot send one.
+_OPERATING = (
+    "Needs `Content-Type: application/json`, with or without a body (else 415); a request whose `Origin` is "
+    "not the API's own is refused (403)."
+)
+
+
 def _retry_operation(task_type: str, secured: bool) -> dict[str, Any]:
     operation = {
         "operationId": "retry_%s" % task_type,
         "summary": "Start a new run of a %s task for the endpoints selected (default: those that failed)" % task_type,
+        "description": _OPERATING,
         "parameters": [_identifier_parameter()],
         "requestBody": {"required": False, "content": _json(ref("Retry"), example={"endpoints": "failed"})},
         "responses": {
@@ -138,20 +146,26 @@ def _retry_operation(task_type: str, secured: bool) -> dict[str, Any]:
                 "description": "after_run: the run was started already; nothing new.",
                 "content": _json(ref("Task")),
             },
-            **_errors(400, 404, 409, 413, 415, 503),
+            **_errors(400, 403, 404, 409, 413, 415, 503),
         },
     }
     return _secure(operation, secured)
+
+
+# A cancel takes no body, or an empty object; like a retry, it needs Content-Type: application/json.
+_NO_BODY = {"type": "object", "maxProperties": 0}
 
 
 def _cancel_operation(task_type: str, secured: bool) -> dict[str, Any]:
     operation = {
         "operationId": "cancel_%s" % task_type,
         "summary": "Cancel a %s task: runs not started are skipped, running ones stopped" % task_type,
+        "description": _OPERATING,
         "parameters": [_identifier_parameter()],
+        "requestBody": {"required": False, "content": _json(_NO_BODY, example={})},
         "responses": {
             "202": {"description": "The cancel is recorded (again, if repeated).", "content": _json(ref("Task"))},
-            **_errors(400, 404, 409, 413, 415, 503),
+            **_errors(400, 403, 404, 409, 413, 415, 503),
         },
     }
     return _secure(operation, secured)

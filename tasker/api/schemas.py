@@ -17,11 +17,16 @@ TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 ERRORS = {
     400: ("BadRequest", "Malformed: not JSON, not an object, an unknown key, a wrong type or value, a path not UTF-8."),
     401: ("Unauthorized", "No valid bearer token (only when `api.tokens` is configured)."),
+    403: (
+        "Forbidden",
+        "Retry and cancel: the request comes from another web page (its `Origin` is not the API's own, or "
+        "`Sec-Fetch-Site: cross-site`).",
+    ),
     404: ("NotFound", "No such path or task type, no task with this identifier, or (output) no such endpoint or run."),
     405: ("MethodNotAllowed", "The path does not serve this method; `Allow` lists those it does."),
     409: ("Conflict", "The identifier exists for this type with another payload or other endpoints."),
     413: ("PayloadTooLarge", "The body is over `api.max_body_size`; answered from the headers, before it is read."),
-    415: ("UnsupportedMediaType", "The Content-Type is not application/json."),
+    415: ("UnsupportedMediaType", "The Content-Type is not application/json (retry and cancel: even without a body)."),
     503: (
         "ServiceUnavailable",
         "The database cannot be reached: nothing was stored. Or, for `?wait` and /events, this API process has "

@@ -9,6 +9,7 @@ import pytest
 from tests.helpers import queue_depth, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+JSON = {"Content-Type": "application/json"}  # retry and cancel take JSON only, even without a body
 ENDPOINTS = ["ops-a", "ops-b", "ops-c"]
 
 
@@ -39,7 +40,7 @@ def test_a_retry_of_the_one_failed_endpoint_reruns_only_it_and_keeps_the_others(
     first = responses(api, identifier)
     assert [first[e]["state"] for e in ENDPOINTS] == ["succeeded", "failed", "succeeded"]
 
-    answer = api.request("POST", "/flaky/%s/retry" % identifier)
+    answer = api.request("POST", "/flaky/%s/retry" % identifier, headers=JSON)
     assert answer.status == 202 and answer.json["status"] in ("CREATED", "SENT"), answer
     wait_for(lambda: responses(api, identifier)["ops-b"]["state"] == "succeeded", 30, 0.1, "the retried run")
     after = responses(api, identifier, "?runs=all")
@@ -62,7 +63,7 @@ def test_a_retry_is_refused_when_nothing_is_selected_or_a_selected_endpoint_stil
     assert nothing.status == 409 and "nothing to retry" in nothing.json["error"]["message"], nothing
     unknown = api.request("POST", "/flaky/%s/retry" % identifier, {"endpoints": ["ops-z"]})
     assert unknown.status == 400 and "ops-z" in unknown.json["error"]["message"], unknown
-    assert api.request("POST", "/flaky/nope-%s/retry" % identifier).status == 404
+    assert api.request("POST", "/flaky/nope-%s/retry" % identifier, headers=JSON).status == 404
 
 
 def test_after_run_makes_a_repeated_retry_safe(operated, tmp_path):
@@ -83,9 +84,9 @@ def test_a_cancel_skips_what_has_not_started_and_holds_when_the_managers_come_ba
     endpoints = ["ops-x", "ops-y"]  # no manager yet: the runs wait in their queues
     body = {"identifier": identifier, "payload": {"dir": str(tmp_path), "fail_on": endpoints}, "endpoints": endpoints}
     assert api.post("flaky", body).status == 201
-    cancelled = api.request("POST", "/flaky/%s/cancel" % identifier)
+    cancelled = api.request("POST", "/flaky/%s/cancel" % identifier, headers=JSON)
     assert cancelled.status == 202 and cancelled.json["status"] == "CANCELLED", cancelled
-    assert api.request("POST", "/flaky/%s/cancel" % identifier).status == 202, "a repeated cancel is safe"
+    assert api.request("POST", "/flaky/%s/cancel" % identifier, headers=JSON).status == 202, "a repeated cancel is safe"
     for endpoint in endpoints:
         cluster.manager(endpoint, "flaky")
     # Each manager receives the cancelled run first and drops it unperformed; a task sent after
@@ -116,7 +117,7 @@ def test_a_settled_task_that_was_never_cancelled_cannot_be_cancelled(operated, t
         == 201
     )
     settled(api, identifier)
-    late = api.request("POST", "/flaky/%s/cancel" % identifier)
+    late = api.request("POST", "/flaky/%s/cancel" % identifier, headers=JSON)
     assert late.status == 409 and "never cancelled" in late.json["error"]["message"], late
 
 
@@ -130,7 +131,7 @@ def test_a_cancel_stops_a_running_handler_within_its_grace_and_skips_the_endpoin
     api.wait_state("flaky", identifier, "ops-a", ("running",))
     api.wait_state("flaky", identifier, "ops-b", ("received",))
     asked = time.monotonic()
-    assert api.request("POST", "/flaky/%s/cancel" % identifier).status == 202
+    assert api.request("POST", "/flaky/%s/cancel" % identifier, headers=JSON).status == 202
     task = api.wait_status("flaky", identifier, ("CANCELLED",), timeout=10)
     stopped_after = time.monotonic() - asked
     found = responses(api, identifier)
@@ -138,7 +139,7 @@ def test_a_cancel_stops_a_running_handler_within_its_grace_and_skips_the_endpoin
     assert found["ops-b"]["state"] == "skipped"
     assert stopped_after < 1 + 1 + 2, "manager.cancel_grace (1 s) plus a tick, plus 2 s at most"
     assert task["task"]["settled"] is True
-    assert api.request("POST", "/flaky/%s/cancel" % blocker).status == 202
+    assert api.request("POST", "/flaky/%s/cancel" % blocker, headers=JSON).status == 202
     api.wait_status("flaky", blocker, ("CANCELLED",), timeout=10)
 
 
@@ -151,12 +152,12 @@ def test_a_handlers_progress_shows_within_a_second_and_a_new_run_starts_without(
     reported = time.monotonic()
     shown = wait_for(lambda: _progress(api, identifier), 5, 0.05, "the progress to show")
     assert shown == (10, "started") and time.monotonic() - reported < 1.5, running
-    assert api.request("POST", "/horse/%s/cancel" % identifier).status == 202
+    assert api.request("POST", "/horse/%s/cancel" % identifier, headers=JSON).status == 202
     api.wait_status("horse", identifier, ("CANCELLED",), timeout=10)
     assert api.request("POST", "/horse/%s/retry" % identifier, {"endpoints": "all"}).status == 202
     fresh = api.response("horse", identifier, "prog-1")
     assert (fresh["run"], fresh["progress"], fresh["progress_message"]) == (2, None, None)
-    assert api.request("POST", "/horse/%s/cancel" % identifier).status == 202
+    assert api.request("POST", "/horse/%s/cancel" % identifier, headers=JSON).status == 202
     api.wait_status("horse", identifier, ("CANCELLED",), timeout=10)
 
 
@@ -177,7 +178,7 @@ def test_a_cancel_stops_a_handler_stuck_in_a_loop(cluster, operated, action):
     )
     api.wait_state("horse", identifier, endpoint, ("running",))
     asked = time.monotonic()
-    assert api.request("POST", "/horse/%s/cancel" % identifier).status == 202
+    assert api.request("POST", "/horse/%s/cancel" % identifier, headers=JSON).status == 202
     api.wait_status("horse", identifier, ("CANCELLED",), timeout=15)
     stopped_after = time.monotonic() - asked
     assert api.response("horse", identifier, endpoint)["state"] == "cancelled"

@@ -12,6 +12,7 @@ from tests.handlers.chatty import LOGGED, STDERR_LINE, stdout_text
 from tests.helpers import unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+JSON = {"Content-Type": "application/json"}  # retry and cancel take JSON only, even without a body
 ENDPOINTS = ["out-a", "out-b"]
 LOG_LINE = re.compile(r"^\S+ \S+ INFO tests\.handlers\.chatty: %s\n$" % LOGGED)
 
@@ -93,7 +94,7 @@ def test_an_earlier_run_keeps_its_output_after_a_retry(api, tmp_path):
     api.wait_state("chatty", identifier, "out-a", ("failed",))
     assert split_output(output(api, identifier, "endpoint=out-a").raw)[2] == b"first run\n"
 
-    assert api.request("POST", "/chatty/%s/retry" % identifier).status == 202
+    assert api.request("POST", "/chatty/%s/retry" % identifier, headers=JSON).status == 202
     wait_for(lambda: responses(api, identifier)["out-a"]["state"] == "succeeded", 30, 0.1, "the retried run")
     current, first = output(api, identifier, "endpoint=out-a"), output(api, identifier, "endpoint=out-a&run=1")
     assert split_output(current.raw)[2] == stdout_text(5000).encode()
