@@ -12,7 +12,14 @@ from typing import Any
 import tasker
 from tasker.api.history import openapi_parameters
 from tasker.api.openapi_events import event_schemas, events_operation, wait_parameter
-from tasker.api.schemas import ERRORS, component_schemas, ref
+from tasker.api.openapi_fleet import (
+    deregister_operation,
+    endpoints_operation,
+    health_operation,
+    metrics_operation,
+    openapi_operation,
+)
+from tasker.api.schemas import ERRORS, component_schemas, error_refs, error_response, json_media, ref, secure
 from tasker.config import Config
 from tasker.status import ResponseState
 
@@ -32,12 +39,12 @@ def openapi_document(config: Config) -> dict[str, Any]:
     metrics = config.api.metrics
     metrics_secured = metrics.auth == "tokens" and bool(config.api.tokens or metrics.tokens)
     paths: dict[str, Any] = {
-        "/health": {"get": _health_operation()},
-        "/openapi.json": {"get": _openapi_operation()},
-        "/metrics": {"get": _metrics_operation(metrics_secured)},
-        "/endpoints": {"get": _endpoints_operation(config.task_types, secured)},
-        "/endpoints/{type}/{endpoint}": {"delete": _deregister_operation(config.task_types, secured)},
-        "/events": {"get": _secure(events_operation(config.task_types), secured)},
+        "/health": {"get": health_operation()},
+        "/openapi.json": {"get": openapi_operation()},
+        "/metrics": {"get": metrics_operation(metrics_secured)},
+        "/endpoints": {"get": endpoints_operation(config.task_types, secured)},
+        "/endpoints/{type}/{endpoint}": {"delete": deregister_operation(config.task_types, secured)},
+        "/events": {"get": secure(events_operation(config.task_types), secured)},
     }
     for task_type in config.task_types:
         paths["/%s" % task_type] = {
@@ -50,7 +57,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
         paths["/%s/{identifier}/output" % task_type] = {"get": _output_operation(task_type, secured)}
     components: dict[str, Any] = {
         "schemas": {**component_schemas(config.api.max_endpoints, config.api.max_timeout), **event_schemas()},
-        "responses": {ERRORS[status][0]: _error_response(status) for status in ERRORS},
+        "responses": {ERRORS[status][0]: error_response(status) for status in ERRORS},
         "headers": {"Location": {"description": "/<task_type>/<identifier>", "schema": {"type": "string"}}},
     }
     if secured or metrics_secured:
@@ -72,19 +79,23 @@ def _create_operation(task_type: str, secured: bool) -> dict[str, Any]:
     operation = {
         "operationId": "create_%s" % task_type,
         "summary": "Create a %s task and send it to its endpoints" % task_type,
-        "requestBody": {"required": True, "content": _json(ref("NewTask"), example=NEW_TASK_EXAMPLE)},
+        "requestBody": {"required": True, "content": json_media(ref("NewTask"), example=NEW_TASK_EXAMPLE)},
         "responses": {
-            "201": {"description": "Stored and sent: status SENT.", "headers": located, "content": _json(ref("Task"))},
-            "200": {"description": "A safe retry: the stored task, sent once.", "content": _json(ref("Task"))},
+            "201": {
+                "description": "Stored and sent: status SENT.",
+                "headers": located,
+                "content": json_media(ref("Task")),
+            },
+            "200": {"description": "A safe retry: the stored task, sent once.", "content": json_media(ref("Task"))},
             "202": {
                 "description": "Stored, not confirmed sent: status CREATED; the outbox sends it.",
                 "headers": located,
-                "content": _json(ref("Task")),
+                "content": json_media(ref("Task")),
             },
-            **_errors(400, 409, 413, 415, 503),
+            **error_refs(400, 409, 413, 415, 503),
         },
     }
-    return _secure(operation, secured)
+    return secure(operation, secured)
 
 
 def _history_operation(task_type: str, secured: bool) -> dict[str, Any]:
@@ -96,11 +107,11 @@ def _history_operation(task_type: str, secured: bool) -> dict[str, Any]:
         "Settled tasks are deleted `api.retention_days` after they were created and last changed.",
         "parameters": openapi_parameters(ref("Name"), ref("Time")),
         "responses": {
-            "200": {"description": "One page of tasks.", "content": _json(ref("TaskPage"))},
-            **_errors(400, 503),
+            "200": {"description": "One page of tasks.", "content": json_media(ref("TaskPage"))},
+            **error_refs(400, 503),
         },
     }
-    return _secure(operation, secured)
+    return secure(operation, secured)
 
 
 def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
@@ -119,11 +130,11 @@ def _read_operation(task_type: str, secured: bool) -> dict[str, Any]:
             wait_parameter(),
         ],
         "responses": {
-            "200": {"description": "The task and its responses.", "content": _json(ref("TaskRead"))},
-            **_errors(400, 404, 503),
+            "200": {"description": "The task and its responses.", "content": json_media(ref("TaskRead"))},
+            **error_refs(400, 404, 503),
         },
     }
-    return _secure(operation, secured)
+    return secure(operation, secured)
 
 
 # What retry and cancel ask of every request, so that another web page cannot send one.
@@ -139,17 +150,17 @@ def _retry_operation(task_type: str, secured: bool) -> dict[str, Any]:
         "summary": "Start a new run of a %s task for the endpoints selected (default: those that failed)" % task_type,
         "description": _OPERATING,
         "parameters": [_identifier_parameter()],
-        "requestBody": {"required": False, "content": _json(ref("Retry"), example={"endpoints": "failed"})},
+        "requestBody": {"required": False, "content": json_media(ref("Retry"), example={"endpoints": "failed"})},
         "responses": {
-            "202": {"description": "A new run started for the selected endpoints.", "content": _json(ref("Task"))},
+            "202": {"description": "A new run started for the selected endpoints.", "content": json_media(ref("Task"))},
             "200": {
                 "description": "after_run: the run was started already; nothing new.",
-                "content": _json(ref("Task")),
+                "content": json_media(ref("Task")),
             },
-            **_errors(400, 403, 404, 409, 413, 415, 503),
+            **error_refs(400, 403, 404, 409, 413, 415, 503),
         },
     }
-    return _secure(operation, secured)
+    return secure(operation, secured)
 
 
 # A cancel takes no body, or an empty object; like a retry, it needs Content-Type: application/json.
@@ -162,13 +173,13 @@ def _cancel_operation(task_type: str, secured: bool) -> dict[str, Any]:
         "summary": "Cancel a %s task: runs not started are skipped, running ones stopped" % task_type,
         "description": _OPERATING,
         "parameters": [_identifier_parameter()],
-        "requestBody": {"required": False, "content": _json(_NO_BODY, example={})},
+        "requestBody": {"required": False, "content": json_media(_NO_BODY, example={})},
         "responses": {
-            "202": {"description": "The cancel is recorded (again, if repeated).", "content": _json(ref("Task"))},
-            **_errors(400, 403, 404, 409, 413, 415, 503),
+            "202": {"description": "The cancel is recorded (again, if repeated).", "content": json_media(ref("Task"))},
+            **error_refs(400, 403, 404, 409, 413, 415, 503),
         },
     }
-    return _secure(operation, secured)
+    return secure(operation, secured)
 
 
 _RUN_NUMBER = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -202,51 +213,10 @@ def _output_operation(task_type: str, secured: bool) -> dict[str, Any]:
         "parameters": parameters,
         "responses": {
             "200": {"description": "The output as stored.", "headers": _OUTPUT_HEADERS, "content": text},
-            **_errors(400, 404, 503),
+            **error_refs(400, 404, 503),
         },
     }
-    return _secure(operation, secured)
-
-
-def _endpoints_operation(task_types: tuple[str, ...], secured: bool) -> dict[str, Any]:
-    type_filter = {
-        "name": "type",
-        "in": "query",
-        "required": False,
-        "description": "Only this task type's endpoints; a type not configured is a 404.",
-        "schema": {"type": "string", "enum": list(task_types)},
-    }
-    operation = {
-        "operationId": "endpoints",
-        "summary": "The registered endpoints, by type and endpoint, with what their managers' heartbeats say",
-        "parameters": [type_filter],
-        "responses": {
-            "200": {"description": "Every registered endpoint (of the type).", "content": _json(ref("Endpoints"))},
-            **_errors(400, 404, 503),
-        },
-    }
-    return _secure(operation, secured)
-
-
-def _deregister_operation(task_types: tuple[str, ...], secured: bool) -> dict[str, Any]:
-    parameters = [
-        {"name": "type", "in": "path", "required": True, "schema": {"type": "string", "enum": list(task_types)}},
-        {"name": "endpoint", "in": "path", "required": True, "schema": ref("Name"), "example": "console1"},
-    ]
-    error = _json(ref("Error"))
-    operation = {
-        "operationId": "deregister_endpoint",
-        "summary": "Deregister an endpoint whose manager is gone; delete its queue, with what it holds, and exchange",
-        "parameters": parameters,
-        "responses": {
-            "204": {"description": "Deregistered: tasks without endpoints no longer go to it."},
-            "404": {"description": "No such task type, or the endpoint is not registered for it.", "content": error},
-            "409": {"description": "It is alive, or its queue still has a consumer.", "content": error},
-            "503": {"description": "The database or the broker did not do it; DELETE again.", "content": error},
-            **_errors(400),
-        },
-    }
-    return _secure(operation, secured)
+    return secure(operation, secured)
 
 
 def _identifier_parameter() -> dict[str, Any]:
@@ -257,67 +227,3 @@ def _identifier_parameter() -> dict[str, Any]:
         "schema": ref("Name"),
         "example": NEW_TASK_EXAMPLE["identifier"],
     }
-
-
-def _health_operation() -> dict[str, Any]:
-    return {
-        "operationId": "health",
-        "summary": "Whether this API process reaches its database (and the broker); open without a token",
-        "responses": {
-            "200": {"description": "The database answers.", "content": _json(ref("Health"))},
-            "503": {"description": "The database does not answer.", "content": _json(ref("Health"))},
-        },
-    }
-
-
-def _openapi_operation() -> dict[str, Any]:
-    return {
-        "operationId": "openapi",
-        "summary": "This description of the API; open without a token",
-        "responses": {"200": {"description": "An OpenAPI 3.1 document.", "content": _json({"type": "object"})}},
-    }
-
-
-def _metrics_operation(secured: bool) -> dict[str, Any]:
-    operation = {
-        "operationId": "metrics",
-        "summary": "The fleet's figures and this API process's own, in the Prometheus text format",
-        "description": "Tasks, runs, the outbox, the deadline check and endpoints are read from the database "
-        "(the same from every API process, at most every api.metrics.cache_seconds); the POST latency and "
-        "process figures are this process's. A token of api.tokens or api.metrics.tokens, unless "
-        "api.metrics.auth is none.",
-        "responses": {
-            "200": {
-                "description": "The exposition (text format 0.0.4).",
-                "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
-            },
-        },
-    }
-    return _secure(operation, secured)
-
-
-def _secure(operation: dict[str, Any], secured: bool) -> dict[str, Any]:
-    if secured:
-        operation["security"] = [{"bearer": []}]
-        operation["responses"].update(_errors(401))
-    return operation
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(status): {"$ref": "#/components/responses/%s" % ERRORS[status][0]} for status in statuses}
-
-
-def _error_response(status: int) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": ERRORS[status][1], "content": _json(ref("Error"))}
-    if status == 405:
-        response["headers"] = {"Allow": {"description": "The methods of the path.", "schema": {"type": "string"}}}
-    elif status == 401:
-        response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-    return response
-
-
-def _json(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
-    media: dict[str, Any] = {"schema": schema}
-    if example is not None:
-        media["example"] = example
-    return {"application/json": media}

@@ -265,3 +265,34 @@ def _limit(least: int, description: str) -> dict[str, Any]:
 def ref(name: str) -> dict[str, str]:
     """A reference to the component schema `name`."""
     return {"$ref": "#/components/schemas/%s" % name}
+
+
+def secure(operation: dict[str, Any], secured: bool) -> dict[str, Any]:
+    """`operation` with the bearer token required, and its 401, when the API wants tokens."""
+    if secured:
+        operation["security"] = [{"bearer": []}]
+        operation["responses"].update(error_refs(401))
+    return operation
+
+
+def error_refs(*statuses: int) -> dict[str, Any]:
+    """The responses of `statuses`, as references to the document's shared error responses."""
+    return {str(status): {"$ref": "#/components/responses/%s" % ERRORS[status][0]} for status in statuses}
+
+
+def error_response(status: int) -> dict[str, Any]:
+    """The shared response of an error status: the Error body, and its headers."""
+    response: dict[str, Any] = {"description": ERRORS[status][1], "content": json_media(ref("Error"))}
+    if status == 405:
+        response["headers"] = {"Allow": {"description": "The methods of the path.", "schema": {"type": "string"}}}
+    elif status == 401:
+        response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    return response
+
+
+def json_media(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    """An `application/json` content of `schema`, with an example."""
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"application/json": media}
