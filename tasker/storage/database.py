@@ -61,6 +61,18 @@ class Database:
         with translated_errors(self), self.engine.begin() as connection:
             yield connection
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A plain connection whose statements all read one snapshot of the database, for a read
+        of several statements that must agree (a task's row and its responses'); errors
+        translated as by `transaction()`."""
+        with translated_errors(self), self.engine.begin() as connection:
+            if self.engine.dialect.name in ("mysql", "mariadb"):
+                # For the next transaction only, which the first SELECT starts: READ COMMITTED
+                # (the engine's level) would let a commit land between two statements.
+                connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield connection
+
     @functools.cached_property
     def packet_limit(self) -> int | None:
         """The largest statement the database takes, in bytes (MySQL's `max_allowed_packet`),

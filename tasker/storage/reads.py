@@ -1,5 +1,5 @@
 """Reading tasks with their responses, many at once: the API reads the tasks that concurrent
-GETs ask for in one transaction of two statements."""
+GETs ask for in one transaction of two statements, which the caller runs on one snapshot."""
 
 from __future__ import annotations
 

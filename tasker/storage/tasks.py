@@ -152,8 +152,9 @@ class TaskStore:
         return found
 
     def get_many(self, keys: list[tuple[str, str]]) -> list[Read | TaskNotFound]:
-        """For each (type, identifier): the task and its responses, or TaskNotFound; one read."""
-        with self.database.connection() as connection:
+        """For each (type, identifier): the task and its responses, or TaskNotFound; one read of
+        one snapshot, so a task's status always agrees with its responses' states."""
+        with self.database.snapshot() as connection:
             return read_tasks(connection, keys)
 
     def mark_sent(self, task_ids: list[int]) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tasker.config import DbConfig
 from tasker.errors import InvalidTask, StorageError, StorageUnavailable, TaskConflict, TaskNotFound
@@ -308,3 +308,17 @@ def test_starts_of_several_runs_are_recorded_in_one_call(db):
     responses.record([Start(first.id, 1, 4242), Start(second.id, 1, 4243)], [], "e1")
     for task in (first, second):
         assert states(tasks, task.identifier)[1] == [("e1", "running", 1)]
+
+
+def test_a_read_of_a_task_sees_one_snapshot_even_when_a_commit_lands_between_its_statements(database):
+    # A GET reads the task's row, then its responses: a status committed in between must not
+    # show beside the responses of before (a task SENT yet settled, or DONE with a run open).
+    task = TaskStore(database).create(new(), 30).task
+    with database.snapshot() as reading:
+        before = reading.execute(select(TASK.c.status).where(TASK.c.id == task.id)).scalar_one()
+        with database.connection() as writing:
+            writing.execute(update(TASK).where(TASK.c.id == task.id).values(status="DONE"))
+        again = reading.execute(select(TASK.c.status).where(TASK.c.id == task.id)).scalar_one()
+    assert again == before != "DONE"
+    with database.snapshot() as reading:
+        assert reading.execute(select(TASK.c.status).where(TASK.c.id == task.id)).scalar_one() == "DONE"
