@@ -243,7 +243,7 @@ def test_bin_manager_refuses_a_task_type_that_is_not_configured():
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "manager: error: task type 'os' is not configured in run mode test "
-        "(task_types: worker, backup, failing, sleeper, horse, flaky, chatty)"
+        "(task_types: worker, backup, failing, sleeper, horse, flaky, chatty, cli_demo)"
     )
 
 

@@ -1,0 +1,1 @@
+"""`tasker`: the operator's command-line client of the REST API (tasker.client.main)."""
