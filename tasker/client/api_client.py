@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import ssl
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode, urlsplit
@@ -22,24 +23,30 @@ log = logging.getLogger(__name__)
 TIMEOUT = 30.0  # seconds for connecting and for each read of an answer
 CHUNK = 65536
 _NO_BODY = object()
+_PATH_SAFE = "/%:@!$&'()*+,;=~"  # what a URL's path may hold as it is
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")  # what a bearer token in a header may hold
 
 
 class ApiClient:
     """A client of one tasker API at `url` (http or https), with an optional bearer token."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = TIMEOUT) -> None:
-        parts = urlsplit(url.strip())
+        try:
+            url.encode("utf-8")
+            parts = urlsplit(url.strip())
+            port = parts.port
+        except ValueError as exc:  # a bad port or [IPv6] host; UnicodeEncodeError: not UTF-8 text
+            reason = "it is not UTF-8 text" if isinstance(exc, UnicodeError) else exc
+            raise UsageError("TASKER_URL is not a valid URL: %s" % reason) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError("TASKER_URL must be an http:// or https:// URL, not %r" % url)
-        try:
-            self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise UsageError("TASKER_URL has an invalid port: %r" % url) from None
-        self.url = "%s://%s:%d%s" % (parts.scheme, parts.hostname, self.port, parts.path.rstrip("/"))
-        self.tls = parts.scheme == "https"
+        self.port = port or (443 if parts.scheme == "https" else 80)
         self.host = parts.hostname
-        self.base = parts.path.rstrip("/")
-        self.token = token or None
+        self.tls = parts.scheme == "https"
+        self.base = quote(parts.path.rstrip("/"), safe=_PATH_SAFE)
+        shown_host = "[%s]" % self.host if ":" in self.host else self.host
+        self.url = "%s://%s:%d%s" % (parts.scheme, shown_host, self.port, self.base)
+        self.token = _header_token(token)
         self.timeout = timeout
 
     # The API's calls, as the command uses them.
@@ -159,6 +166,17 @@ class ApiClient:
         if 400 <= status < 500:
             return ApiRefused(status, message or "the API refused the request")
         return Unreachable("the API at %s could not answer: %s (HTTP %d)" % (self.url, message or "no reason", status))
+
+
+def _header_token(token: str | None) -> str | None:
+    """The token as it goes into the header, or a `UsageError` that never shows it: error
+    lines end up in logs."""
+    if token and not _VISIBLE_ASCII.fullmatch(token):
+        raise UsageError(
+            "TASKER_TOKEN (or --token) holds a character an HTTP header cannot carry"
+            " (a space, a line end, or one that is not ASCII)"
+        )
+    return token or None
 
 
 def _path(*segments: str) -> str:

@@ -1,25 +1,58 @@
 """The `tasker` command's arguments turned into the API's request bodies and queries.
 
 Pure functions; a value the command cannot send is a `UsageError` that names the option. What
-only the API can judge (a name's characters, a limit's range, a type that exists) is left to
-it: its `400` says why, and the command exits 2 all the same.
+the API would refuse as the caller's mistake (a name's characters, a time, a status, a limit's
+range) is refused here first, by the API's own rules, so that bad usage exits 2 even when the
+API cannot be reached. Only what the API alone knows (a type or task that exists) is left to it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 import uuid
+from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable
 
+from tasker.api.validation import NAME_RULE
 from tasker.client.errors import UsageError
+from tasker.config import NAME_PATTERN, TASK_TYPE_PATTERN
+from tasker.status import ResponseState, TaskStatus
 
 RETRY_SELECTIONS = ("failed", "missing", "all", "unfinished")
+LIST_LIMIT = 500  # the most tasks the API lists in one page
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # as the API writes and reads times, in UTC
+TYPE_RULE = "a lower-case letter, then up to 49 of a-z 0-9 _"
 _WHOLE = re.compile(r"[0-9]+")
 _PERCENT = re.compile(r"[0-9]+(\.[0-9]+)?%")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what the API gives out as a page's `next`
+# The options of `list` in the order a command line shows them (the next page's hint).
+LIST_OPTIONS = ("status", "endpoint", "state", "since", "until", "identifier", "limit")
+
+
+def task_type_value(text: str, what: str = "TYPE") -> str:
+    """A task type as configured types are named; any other cannot exist."""
+    if not TASK_TYPE_PATTERN.match(text):
+        raise UsageError("%s must be a task type name (%s), not %s" % (what, TYPE_RULE, _shown(text)))
+    return text
+
+
+def name_value(text: str, what: str) -> str:
+    """An identifier, an endpoint's name, or the start of an identifier: the API's name rule."""
+    if not NAME_PATTERN.match(text):
+        raise UsageError("%s must be %s, not %s" % (what, NAME_RULE, _shown(text)))
+    return text
+
+
+def _shown(text: str) -> str:
+    """A value in an error line: quoted, escaped, and short (a name may be 100 KB)."""
+    return repr(text[:60]) + ("..." if len(text) > 60 else "")
 
 
 def new_identifier() -> str:
@@ -66,9 +99,10 @@ def seconds_value(seconds: float | None) -> int | float | None:
     return int(seconds) if float(seconds).is_integer() else seconds
 
 
-def names(values: Iterable[str]) -> list[str]:
+def names(values: Iterable[str], option: str = "--endpoint") -> list[str]:
     """Endpoint names given as repeated options, comma-separated, or both."""
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+    listed = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return [name_value(name, "%s name" % option) for name in listed]
 
 
 def submit_body(
@@ -99,7 +133,7 @@ def retry_body(endpoints: Iterable[str], after_run: int | None) -> dict[str, Any
     """The body of `POST .../retry`: a selection's name or endpoint names, and `after_run`;
     `{}` (the API's default, `failed`) when neither is given."""
     body: dict[str, Any] = {}
-    selected = names(endpoints)
+    selected = names(endpoints, "--endpoints")
     keywords = [name for name in selected if name in RETRY_SELECTIONS]
     if keywords and len(selected) > 1:
         raise UsageError(
@@ -115,22 +149,55 @@ def retry_body(endpoints: Iterable[str], after_run: int | None) -> dict[str, Any
     return body
 
 
-def time_filter(text: str | None, end_of_day: bool) -> str | None:
-    """`--since`, `--until`: a time as the API writes them; a date alone means its first (or,
-    for `--until`, its last) second."""
+def time_filter(text: str | None, option: str, end_of_day: bool) -> str | None:
+    """`--since`, `--until`: a time as the API writes them (`T` may stand for the space); a date
+    alone means its first (or, for `--until`, its last) second."""
     if text is None:
         return None
-    text = text.strip().replace("T", " ")
+    given, text = text, text.strip().replace("T", " ", 1)
     if _DATE.fullmatch(text):
-        return text + (" 23:59:59" if end_of_day else " 00:00:00")
+        text += " 23:59:59" if end_of_day else " 00:00:00"
+    try:
+        if not _TIME.fullmatch(text):
+            raise ValueError(text)
+        datetime.strptime(text, TIME_FORMAT)
+    except ValueError:
+        raise UsageError(
+            "%s must be a UTC time as YYYY-MM-DD HH:MM:SS, or a date, not %s" % (option, _shown(given))
+        ) from None
     return text
 
 
+def choice_value(text: str | None, option: str, kind: type[Enum]) -> str | None:
+    """`--status`, `--state`: one of the enum's values, as the API names them."""
+    choices = [member.value for member in kind]
+    if text is None or text in choices:
+        return text
+    raise UsageError("%s must be one of %s, not %s" % (option, ", ".join(choices), _shown(text)))
+
+
 def list_query(filters: dict[str, Any]) -> dict[str, Any]:
-    """The query of `GET /<type>`: the filters given, times as the API takes them."""
+    """The query of `GET /<type>`: the filters given, checked, times as the API takes them."""
     query = {key: value for key, value in filters.items() if value is not None}
-    if "since" in query:
-        query["since"] = time_filter(query["since"], False)
-    if "until" in query:
-        query["until"] = time_filter(query["until"], True)
+    choice_value(query.get("status"), "--status", TaskStatus)
+    choice_value(query.get("state"), "--state", ResponseState)
+    for key, what in (("endpoint", "--endpoint"), ("identifier", "--identifier (the start of identifiers)")):
+        if key in query:
+            name_value(query[key], what)
+    for key, end_of_day in (("since", False), ("until", True)):
+        if key in query:
+            query[key] = time_filter(query[key], "--" + key, end_of_day)
+    if query.get("since") and query.get("until") and query["since"] > query["until"]:
+        raise UsageError("--since (%s) is after --until (%s)" % (query["since"], query["until"]))
+    if "cursor" in query and not _CURSOR.fullmatch(query["cursor"]):
+        raise UsageError("--cursor must be a page's `next` as the API gave it, not %s" % _shown(query["cursor"]))
     return query
+
+
+def next_page_command(task_type: str, filters: dict[str, Any], cursor: str) -> str:
+    """The command line that lists the page after this one: the same filters, and its cursor."""
+    words = ["tasker", "list", task_type]
+    for key in LIST_OPTIONS:
+        if filters.get(key) is not None:
+            words += ["--" + key, str(filters[key])]
+    return shlex.join(words + ["--cursor", cursor])

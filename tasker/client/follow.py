@@ -8,8 +8,12 @@ one comes every second anyway while an endpoint runs, since output moves without
 The stream is opened before the first GET, so no change falls between the two. When it cannot
 be opened (503: the API has as many streams as it serves; an API without events) or breaks,
 the follower polls with `?wait=` and tries the stream again every few seconds, sending the id
-of the last event it got as `Last-Event-ID`. An API that cannot be reached is tried again for
-a minute before the follower gives up.
+of the last event it got as `Last-Event-ID`. Polls keep a pace of their own (POLL_EVERY), should
+a server answer `?wait=` at once.
+
+An API that cannot be reached at the first GET is an error at once, as for `tasker get`: nothing
+was shown yet, and a wrong URL should not cost a minute. Once the task was shown, an API out of
+reach (a restart) is tried again for a minute before the follower gives up.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Callable, Iterator
 
 from tasker.client.api_client import ApiClient
 from tasker.client.errors import ClientError, Unreachable
-from tasker.client.sse import END, Event, EventReader
+from tasker.client.sse import END, ID_ONLY, Event, EventReader
 from tasker.client.task_view import apply_event, responses
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,7 @@ REFRESH = 0.25  # at most four GETs a second
 TAIL_EVERY = 1.0  # a GET a second while an endpoint runs: its output tail
 QUIET_EVERY = 5.0  # and every 5 s anyway, should an event go astray
 POLL_WAIT = 1  # seconds of `?wait=` while polling: a view a second
+POLL_EVERY = 0.5  # at least this long between two polls, whatever the server answers
 REOPEN_AFTER = 5.0
 GIVE_UP_AFTER = 60.0
 STREAM_READ_TIMEOUT = 45.0  # the API pings every 15 s
@@ -60,7 +65,7 @@ class Follower:
         """The task's views as it changes, up to and including the first that is settled."""
         self._reader = self._open()
         try:
-            view = self._get()
+            view = self._get(retry=False)
             yield view
             while not view["task"].get("settled"):
                 view = yield from self._next_views(view)
@@ -83,6 +88,9 @@ class Follower:
             self._reader, self._lost_at = None, self.clock()
             self.notice = "the event stream ended: polling"
             return view
+        if event is not False and event.kind == ID_ONLY:  # where to start again, nothing more
+            self.last_event_id = event.id
+            return view
         if event is False or self._refresh_needed(event, view):
             view = self._get()
             yield view
@@ -92,7 +100,7 @@ class Follower:
 
     def _refresh_needed(self, event: Event, view: dict) -> bool:
         """Take in an event; whether it calls for a GET now."""
-        if event.id:
+        if event.id is not None:
             self.last_event_id = event.id
         data = event.data if isinstance(event.data, dict) else {}
         if event.kind == "reset" or (event.kind == "task" and data.get("settled")):
@@ -123,13 +131,16 @@ class Follower:
             self._reader.close()
             self._reader = None
 
-    def _get(self, wait: int | None = None) -> dict:
-        """The task from the API; an API out of reach is tried again for GIVE_UP_AFTER seconds."""
+    def _get(self, wait: int | None = None, retry: bool = True) -> dict:
+        """The task from the API; an API out of reach is tried again for GIVE_UP_AFTER seconds
+        (with `retry`)."""
         since, delay = None, 0.5
         while True:
             try:
                 view = self.client.task(self.task_type, self.identifier, wait)
             except Unreachable as exc:
+                if not retry:
+                    raise
                 since = since if since is not None else self.clock()
                 if self.clock() - since >= GIVE_UP_AFTER:
                     raise
@@ -143,4 +154,10 @@ class Follower:
             return view
 
     def _poll(self) -> dict:
-        return self._get(POLL_WAIT)
+        """A GET with `?wait=`; one that came back early leaves the rest of POLL_EVERY to wait."""
+        started = self.clock()
+        view = self._get(POLL_WAIT)
+        left = started + POLL_EVERY - self.clock()
+        if left > 0 and not view["task"].get("settled"):
+            self.sleep(left)
+        return view

@@ -20,9 +20,10 @@ from tasker.client import arguments
 from tasker.client.api_client import ApiClient
 from tasker.client.errors import BROKEN_PIPE, INTERRUPTED, USAGE, ClientError, Interrupted, PipeClosed, Unreachable
 from tasker.client.live import follow_task
+from tasker.client.options import TYPE_ARGUMENT, checked, json_option, task_arguments, wait_option
 from tasker.client.outcome import task_exit_status
 from tasker.client.render import endpoints_table, print_json, show, stdout_console, task_table, tasks_table, write_line
-from tasker.client.task_view import seconds_since_start, summary_text
+from tasker.client.task_view import OPEN, seconds_since_start, summary_text
 
 DEFAULT_URL = "http://127.0.0.1:8888"
 # click 8.2 raises it for a group called without a command (8.1 prints the help and returns).
@@ -40,17 +41,6 @@ class TaskerGroup(click.Group):
             raise Interrupted("interrupted") from None
         except BrokenPipeError:
             raise PipeClosed() from None
-
-
-def json_option(function: Any) -> Any:
-    """`--json`: print the API's JSON instead of tables and lines."""
-    return click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")(function)
-
-
-def wait_option(function: Any) -> Any:
-    """`--wait`: follow the task until it settles; exit by its outcome."""
-    help_text = "Follow the task until it settles (a live table on a terminal), and exit by its outcome."
-    return click.option("--wait", "-w", is_flag=True, help=help_text)(function)
 
 
 @click.group(cls=TaskerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,8 +62,13 @@ def cli(ctx: click.Context, url: str, token: str | None, verbose: bool) -> None:
 
 
 @cli.command()
-@click.argument("task_type", metavar="TYPE")
-@click.option("--identifier", "-i", help="The task's identifier (default: a new UUID, printed).")
+@TYPE_ARGUMENT
+@click.option(
+    "--identifier",
+    "-i",
+    callback=checked(arguments.name_value, "--identifier"),
+    help="The task's identifier (default: a new UUID, printed).",
+)
 @click.option("--payload", "-p", help="The payload as JSON text, or @file (@- for stdin).")
 @click.option("--endpoint", "-e", "endpoints", multiple=True, help="An endpoint (repeat, or comma-separated).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds one endpoint's run may take.")
@@ -113,8 +108,7 @@ def _submitted(status: int, task: dict) -> str:
 
 
 @cli.command()
-@click.argument("task_type", metavar="TYPE")
-@click.argument("identifier", metavar="ID")
+@task_arguments
 @json_option
 @click.pass_obj
 def get(client: ApiClient, task_type: str, identifier: str, as_json: bool) -> int:
@@ -129,8 +123,7 @@ def get(client: ApiClient, task_type: str, identifier: str, as_json: bool) -> in
 
 
 @cli.command()
-@click.argument("task_type", metavar="TYPE")
-@click.argument("identifier", metavar="ID")
+@task_arguments
 @json_option
 @click.pass_obj
 def watch(client: ApiClient, task_type: str, identifier: str, as_json: bool) -> int:
@@ -139,14 +132,14 @@ def watch(client: ApiClient, task_type: str, identifier: str, as_json: bool) -> 
 
 
 @cli.command(name="list")
-@click.argument("task_type", metavar="TYPE")
+@TYPE_ARGUMENT
 @click.option("--status", help="CREATED, SENT, DONE, INCOMPLETE or CANCELLED.")
 @click.option("--endpoint", help="Tasks that name this endpoint.")
 @click.option("--state", help="Tasks with a response in this state (of --endpoint, if given).")
 @click.option("--since", help="Created at or after: YYYY-MM-DD [HH:MM:SS], UTC.")
 @click.option("--until", help="Created at or before: YYYY-MM-DD [HH:MM:SS], UTC.")
 @click.option("--identifier", help="Identifiers starting with this text.")
-@click.option("--limit", type=click.IntRange(min=1), help="Tasks per page (API default 50, at most 500).")
+@click.option("--limit", type=click.IntRange(1, arguments.LIST_LIMIT), help="Tasks per page (API default 50).")
 @click.option("--cursor", help="The page after this one (the `next` of a page).")
 @click.option("--all", "every_page", is_flag=True, help="Follow `next` to the last page.")
 @json_option
@@ -165,14 +158,19 @@ def list_tasks(client: ApiClient, task_type: str, every_page: bool, as_json: boo
     console = stdout_console()
     show(console, tasks_table(console, tasks))
     if page.get("next"):
-        write_line("more: tasker list %s --cursor %s (or --all)" % (task_type, page["next"]))
+        write_line("more: %s (or --all)" % arguments.next_page_command(task_type, filters, page["next"]))
     return 0
 
 
 @cli.command()
-@click.argument("task_type", metavar="TYPE")
-@click.argument("identifier", metavar="ID")
-@click.option("--endpoint", "-e", required=True, help="The endpoint whose output to print.")
+@task_arguments
+@click.option(
+    "--endpoint",
+    "-e",
+    required=True,
+    callback=checked(arguments.name_value, "--endpoint"),
+    help="The endpoint whose output to print.",
+)
 @click.option("--run", type=click.IntRange(min=1), help="An earlier run (default: the current one).")
 @click.pass_obj
 def output(client: ApiClient, task_type: str, identifier: str, endpoint: str, run: int | None) -> int:
@@ -185,7 +183,7 @@ def output(client: ApiClient, task_type: str, identifier: str, endpoint: str, ru
         sink.flush()
         written += len(chunk)
     state = headers.get("x-tasker-run-state", "")
-    if not written and state in ("queued", "received", "running"):
+    if not written and state in OPEN:
         click.echo(
             "tasker: run %s on %s is %s: its output is kept when it ends (`tasker get` shows its last lines)"
             % (headers.get("x-tasker-run", "?"), endpoint, state),
@@ -195,8 +193,7 @@ def output(client: ApiClient, task_type: str, identifier: str, endpoint: str, ru
 
 
 @cli.command()
-@click.argument("task_type", metavar="TYPE")
-@click.argument("identifier", metavar="ID")
+@task_arguments
 @click.option(
     "--endpoints",
     "-e",
@@ -218,8 +215,7 @@ def retry(client: ApiClient, task_type: str, identifier: str, endpoints, after_r
 
 
 @cli.command()
-@click.argument("task_type", metavar="TYPE")
-@click.argument("identifier", metavar="ID")
+@task_arguments
 @wait_option
 @json_option
 @click.pass_obj
@@ -232,7 +228,12 @@ def cancel(client: ApiClient, task_type: str, identifier: str, wait: bool, as_js
 
 
 @cli.command()
-@click.option("--type", "task_type", help="Only the endpoints of this task type.")
+@click.option(
+    "--type",
+    "task_type",
+    callback=checked(arguments.task_type_value, "--type"),
+    help="Only the endpoints of this type.",
+)
 @json_option
 @click.pass_obj
 def endpoints(client: ApiClient, task_type: str | None, as_json: bool) -> int:

@@ -14,21 +14,21 @@ end 0 once the API did what they asked. 2 and 4 come from tasker.client.errors.
 
 from __future__ import annotations
 
-from collections import Counter
+from tasker.client.task_view import state_counts
+from tasker.status import ResponseState, TaskStatus
 
 SUCCEEDED = 0
 FAILED = 1
 NOT_ALL_DONE = 3
-ERRORS = ("failed", "timed_out")
-NOT_DONE = ("cancelled", "skipped", "missing")
+ERRORS = (ResponseState.FAILED.value, ResponseState.TIMED_OUT.value)
+NOT_DONE = (ResponseState.CANCELLED.value, ResponseState.SKIPPED.value, ResponseState.MISSING.value)
+UNFINISHED_TASK = (TaskStatus.INCOMPLETE.value, TaskStatus.CANCELLED.value)
 
 
 def counts_of(view: dict) -> dict[str, int]:
     """How many endpoints are in each state: the task's `counts`, else counted from its responses."""
     counts = view.get("task", {}).get("counts")
-    if isinstance(counts, dict):
-        return counts
-    return dict(Counter(response.get("state") for response in view.get("taskResponseList", [])))
+    return counts if isinstance(counts, dict) else state_counts(view)
 
 
 def task_exit_status(view: dict) -> int:
@@ -36,8 +36,8 @@ def task_exit_status(view: dict) -> int:
     task, counts = view.get("task", {}), counts_of(view)
     if any(counts.get(state, 0) for state in ERRORS):
         return FAILED
-    if task.get("status") in ("INCOMPLETE", "CANCELLED") or any(counts.get(state, 0) for state in NOT_DONE):
+    if task.get("status") in UNFINISHED_TASK or any(counts.get(state, 0) for state in NOT_DONE):
         return NOT_ALL_DONE
-    if not task.get("settled", False) or counts.get("succeeded", 0) != sum(counts.values()):
+    if not task.get("settled", False) or counts.get(ResponseState.SUCCEEDED.value, 0) != sum(counts.values()):
         return NOT_ALL_DONE
     return SUCCEEDED

@@ -2,7 +2,9 @@
 
 On a terminal the tables have borders and colours; piped, they are plain columns (no box, no
 colour, wide enough that no line wraps), for grep and awk. Text that comes from handlers or
-clients (progress messages, output, errmsg) is shown without its control characters.
+clients (progress messages, output, errmsg) is shown without its control characters, and every
+value from the API is a `Text` of its own, never read as rich markup: `[link=...]` or `[/]` in a
+progress message or a host name shows as it is written.
 """
 
 from __future__ import annotations
@@ -17,19 +19,25 @@ from rich.table import Table
 from rich.text import Text
 
 from tasker.client.task_view import FINAL, counts_text, last_line, printable, responses
+from tasker.status import ResponseState, TaskStatus
 
 STATE_STYLE = {
-    "queued": "dim",
-    "received": "cyan",
-    "running": "bold yellow",
-    "succeeded": "bold green",
-    "failed": "bold red",
-    "timed_out": "bold red",
-    "cancelled": "magenta",
-    "skipped": "magenta",
-    "missing": "bold magenta",
+    ResponseState.QUEUED.value: "dim",
+    ResponseState.RECEIVED.value: "cyan",
+    ResponseState.RUNNING.value: "bold yellow",
+    ResponseState.SUCCEEDED.value: "bold green",
+    ResponseState.FAILED.value: "bold red",
+    ResponseState.TIMED_OUT.value: "bold red",
+    ResponseState.CANCELLED.value: "magenta",
+    ResponseState.SKIPPED.value: "magenta",
+    ResponseState.MISSING.value: "bold magenta",
 }
-STATUS_STYLE = {"DONE": "bold", "INCOMPLETE": "bold magenta", "CANCELLED": "magenta", "SENT": "yellow"}
+STATUS_STYLE = {
+    TaskStatus.DONE.value: "bold",
+    TaskStatus.INCOMPLETE.value: "bold magenta",
+    TaskStatus.CANCELLED.value: "magenta",
+    TaskStatus.SENT.value: "yellow",
+}
 PIPED_WIDTH = 400  # piped tables are as wide as their content, up to this
 
 
@@ -41,9 +49,14 @@ def stdout_console() -> Console:
     return console
 
 
+def plain(value: object, limit: int = 200) -> Text:
+    """A value from the API as a cell: on one line, without control characters, never markup."""
+    return Text(printable(value, limit))
+
+
 def state_text(state: str | None) -> Text:
     """A response state, in its colour."""
-    return Text(state or "?", style=STATE_STYLE.get(state or "", ""))
+    return Text(printable(state or "?", 20), style=STATE_STYLE.get(state or "", ""))
 
 
 def _table(console: Console, *columns: str) -> Table:
@@ -65,11 +78,11 @@ def task_table(console: Console, view: dict, summary: str, notice: str = "") -> 
         _fit(table, console.width, max(8, min(widest, 24)), bar)
     for response in rows:
         table.add_row(
-            printable(response.get("endpoint"), 60),
+            plain(response.get("endpoint"), 60),
             state_text(response.get("state")),
             _progress(response, bar if console.is_terminal else 0),
-            str(response.get("run") or ""),
-            str(response.get("attempts") if response.get("attempts") is not None else ""),
+            plain(response.get("run") or ""),
+            plain("" if response.get("attempts") is None else response["attempts"]),
             _last_output(response),
         )
     status = view.get("task", {}).get("status") or ""
@@ -93,7 +106,7 @@ def _fit(table: Table, width: int, endpoint: int, bar: int) -> None:
 def _progress(response: dict, bar: int) -> RenderableType:
     percent = response.get("progress")
     message = printable(response.get("progress_message") or "", 40)
-    if response.get("state") == "succeeded":  # whatever it reported last, it is all done
+    if response.get("state") == ResponseState.SUCCEEDED.value:  # whatever it reported last, it is all done
         percent, message = 100, "done"
     if percent is None:
         return Text("")
@@ -103,13 +116,13 @@ def _progress(response: dict, bar: int) -> RenderableType:
     grid.add_column(width=bar, min_width=bar)
     grid.add_column(width=4, min_width=4, justify="right")
     grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
-    grid.add_row(ProgressBar(total=100, completed=percent, width=bar), "%d%%" % percent, message)
+    grid.add_row(ProgressBar(total=100, completed=percent, width=bar), Text("%d%%" % percent), Text(message))
     return grid
 
 
 def _last_output(response: dict) -> Text:
     state = response.get("state")
-    if state in FINAL and state != "succeeded" and response.get("errmsg"):
+    if state in FINAL and state != ResponseState.SUCCEEDED.value and response.get("errmsg"):
         return Text("errnr %s: %s" % (response.get("errnr"), printable(response["errmsg"])), style="red")
     return Text(last_line(response.get("output_tail")))
 
@@ -120,12 +133,12 @@ def tasks_table(console: Console, tasks: list[dict]) -> Table:
     for task in tasks:
         status = task.get("status") or ""
         table.add_row(
-            task.get("identifier") or "",
-            Text(status, style=STATUS_STYLE.get(status, "")),
-            str(len(task.get("endpoints") or [])),
-            counts_text(task.get("counts") or {}),
-            task.get("start_time") or "",
-            task.get("last_modified_time") or "",
+            plain(task.get("identifier") or "", 60),
+            Text(printable(status, 20), style=STATUS_STYLE.get(status, "")),
+            plain(len(task.get("endpoints") or [])),
+            plain(counts_text(task.get("counts") or {})),
+            plain(task.get("start_time") or ""),
+            plain(task.get("last_modified_time") or ""),
         )
     return table
 
@@ -137,13 +150,13 @@ def endpoints_table(console: Console, endpoints: list[dict]) -> Table:
         alive = row.get("alive")
         shown = Text("yes", style="green") if alive else Text("no", style="bold red") if alive is False else Text("?")
         table.add_row(
-            row.get("type") or "",
-            printable(row.get("endpoint"), 60),
+            plain(row.get("type") or "", 60),
+            plain(row.get("endpoint"), 60),
             shown,
-            row.get("last_seen") or "",
-            printable(row.get("host") or "", 60),
-            printable(row.get("running") or "-", 60),
-            "-" if row.get("queued") is None else str(row["queued"]),
+            plain(row.get("last_seen") or ""),
+            plain(row.get("host") or "", 60),
+            plain(row.get("running") or "-", 60),
+            plain("-" if row.get("queued") is None else row["queued"]),
         )
     return table
 

@@ -1,8 +1,10 @@
 """Reading a `GET /events` stream: Server-Sent Events parsed into frames, in a thread of its own.
 
-The thread reads lines as they come and hands each whole event to a queue; the command's loop
-takes them with a timeout, so it can refresh its view while the stream is quiet. The end of the
-stream (cleanly, cut off, or silent past the read timeout) is handed over as `END`.
+The thread reads lines as they come (ended by CRLF, LF or a CR alone, as the format allows) and
+hands each whole event to a queue; the command's loop takes them with a timeout, so it can
+refresh its view while the stream is quiet. A frame with an `id` and nothing else still moves
+the id to resume from: it comes as an event of kind `ID_ONLY`. The end of the stream (cleanly,
+cut off, or silent past the read timeout) is handed over as `END`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import http.client
 import json
 import logging
 import queue
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
-# The API sends a ping every 15 s: a stream silent for this long is taken as broken.
-READ_TIMEOUT = 45.0
 END = None
+ID_ONLY = ""  # the kind of a frame that only sets the id to resume from
+CHUNK = 65536
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass
@@ -48,7 +52,7 @@ class FrameParser:
         value = value[1:] if value.startswith(" ") else value
         if name == "data":
             self._data.append(value)
-        elif name in ("event", "id"):
+        elif name == "event" or (name == "id" and "\0" not in value):
             self._fields[name] = value
         return None
 
@@ -56,12 +60,34 @@ class FrameParser:
         fields, data = self._fields, self._data
         self._fields, self._data = {}, []
         if not data and "event" not in fields:
-            return None
+            return Event(ID_ONLY, fields["id"]) if "id" in fields else None
         try:
             decoded = json.loads("\n".join(data)) if data else None
         except ValueError:
             decoded = None
         return Event(fields.get("event", "message"), fields.get("id"), decoded)
+
+
+class LineSplitter:
+    """Cuts the bytes of a stream into lines, whatever ends them: CRLF, LF, or CR alone (a CR at
+    the end of one read may be the first half of a CRLF split across two)."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._after_cr = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The lines `data` completes, without their ends."""
+        if self._after_cr and data:
+            self._after_cr = False
+            data = data[1:] if data.startswith(b"\n") else data
+        buffer, lines, start = self._pending + data, [], 0
+        for end in _LINE_END.finditer(buffer):
+            lines.append(buffer[start : end.start()])
+            start = end.end()
+        self._pending = buffer[start:]
+        self._after_cr = self._after_cr or buffer.endswith(b"\r")
+        return lines
 
 
 class EventReader:
@@ -92,12 +118,13 @@ class EventReader:
                 pass
 
     def _read(self) -> None:
-        parser = FrameParser()
+        parser, splitter = FrameParser(), LineSplitter()
         try:
-            while line := self._response.readline():
-                event = parser.feed(line.decode("utf-8", "replace").rstrip("\r\n"))
-                if event is not None:
-                    self._events.put(event)
+            while chunk := self._response.read1(CHUNK):
+                for line in splitter.feed(chunk):
+                    event = parser.feed(line.decode("utf-8", "replace"))
+                    if event is not None:
+                        self._events.put(event)
         except Exception as exc:  # a broken stream, whatever broke it, ends it; polling takes over
             if not self._closed:
                 log.debug("the event stream broke: %s", exc)

@@ -10,8 +10,11 @@ import re
 from collections import Counter
 from datetime import datetime, timezone
 
-STATES = ("queued", "received", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "missing")
-FINAL = frozenset(STATES[3:])
+from tasker.status import OPEN_STATES, ResponseState
+
+STATES = tuple(state.value for state in ResponseState)  # in lifecycle order
+OPEN = frozenset(state.value for state in OPEN_STATES)
+FINAL = frozenset(STATES) - OPEN
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Control characters (C0 but tab, DEL, C1): text from handlers must not drive the terminal.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -33,9 +36,9 @@ def apply_event(view: dict, event: dict) -> bool:
             continue
         if not _moves_forward(response, event):
             return False
-        if (event.get("run") or 0) > (response.get("run") or 0):
-            response.update(output_tail=None, output_size=None, errmsg=None, attempts=0)
         new_run = (event.get("run") or 0) > (response.get("run") or 0)
+        if new_run:
+            response.update(output_tail=None, output_size=None, errmsg=None, attempts=0)
         for key in ("run", "state", "errnr", "progress", "progress_message"):
             # Within a run, a progress once shown stays until the next report (an event without
             # one, such as `running`, may be older than the GET that showed it).
@@ -116,18 +119,13 @@ def printable(text: object, limit: int = 200) -> str:
 
 
 def last_line(tail: str | None, limit: int = 200) -> str:
-    """The last line of an output tail that has text (after a carriage return, what shows)."""
+    """The last line of an output tail that has text (a carriage return ends a line too: what
+    a progress counter wrote last is what shows)."""
     for line in reversed((tail or "").splitlines()):
-        shown = printable(line.rsplit("\r", 1)[-1], limit)
+        shown = printable(line, limit)
         if shown:
             return shown
     return ""
-
-
-def change_key(response: dict) -> tuple:
-    """What makes a response worth a new line when it changes."""
-    keys = ("run", "state", "attempts", "progress", "progress_message", "errnr", "errmsg")
-    return tuple(response.get(key) for key in keys)
 
 
 def change_text(response: dict) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
+import time
 
 import pytest
 
@@ -136,10 +138,37 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(api):
     command.stderr.close()
 
 
-def test_an_api_that_is_not_there_exits_4_with_one_line():
+def test_an_api_that_is_not_there_exits_4_with_one_line_and_watch_says_so_at_once():
     done = tasker("get", "cli_demo", "x", port=NOBODY_PORT)
     assert done.returncode == 4 and done.stdout == b""
     assert "cannot reach the API at http://127.0.0.1:%d" % NOBODY_PORT in one_error_line(done)
+    started = time.monotonic()
+    watched = tasker("watch", "cli_demo", "x", port=NOBODY_PORT)
+    assert watched.returncode == 4 and "cannot reach the API" in one_error_line(watched)
+    assert time.monotonic() - started < 10, "not a minute of silence"
+
+
+@pytest.mark.parametrize(
+    "args, token, words",
+    [
+        ([b"get", b"cli_demo", b"\xff"], None, "ID must be"),
+        ([b"list", b"cli_demo", b"--identifier", b"caf\xe9"], None, "--identifier"),
+        ([b"list", b"cli_demo", b"--since", b"2026-13-45"], None, "--since must be a UTC time"),
+        ([b"list", b"cli_demo", b"--status", b"BOGUS"], None, "--status must be one of"),
+        ([b"get", b"cli_demo", b"x" * 100_000], None, "ID must be 1 to 50 characters"),
+        ([b"--url", b"http://[::1", b"get", b"cli_demo", b"x"], None, "TASKER_URL is not a valid URL"),
+        ([b"get", b"cli_demo", b"x"], "cli-secret\r", "cannot carry"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line_even_with_nothing_listening(args, token, words):
+    done = subprocess.run(
+        [TASKER.encode(), *args],
+        env=dict(os.environ, TASKER_URL="http://127.0.0.1:%d" % NOBODY_PORT, TASKER_TOKEN=token or ""),
+        capture_output=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and words in one_error_line(done), done
+    assert b"cli-secret" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -194,7 +223,10 @@ def test_endpoints_and_list_show_the_fleet_and_the_history(api):
     listed = tasker("list", "cli_demo", "--identifier", prefix, "--limit", "2")
     assert listed.returncode == 0 and lines(listed)[0].split()[:2] == ["identifier", "status"]
     assert [line.split()[0] for line in lines(listed)[1:3]] == ["%s-2" % prefix, "%s-1" % prefix]
-    assert lines(listed)[3].startswith("more: tasker list cli_demo --cursor ")
+    hint = re.fullmatch(r"more: (tasker list .*) \(or --all\)", lines(listed)[3]).group(1)
+    assert hint.startswith("tasker list cli_demo --identifier %s --limit 2 --cursor " % prefix), hint
+    following = tasker(*shlex.split(hint)[1:])
+    assert [line.split()[0] for line in lines(following)[1:]] == ["%s-0" % prefix], "the next page, same filters"
 
 
 def test_a_token_is_needed_and_sent_and_polling_stands_in_for_a_stream_refused(guarded):

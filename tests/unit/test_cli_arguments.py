@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import socket
 
 import pytest
 
 from tasker.client import arguments
+from tasker.client.api_client import ApiClient
 from tasker.client.errors import UsageError
 from tasker.client.main import main
 
@@ -69,6 +71,20 @@ def test_a_date_alone_stands_for_its_first_or_last_second():
     query = arguments.list_query({"since": "2026-05-01", "until": "2026-05-02", "status": None, "limit": 5})
     assert query == {"since": "2026-05-01 00:00:00", "until": "2026-05-02 23:59:59", "limit": 5}
     assert arguments.list_query({"since": "2026-05-01T10:00:00"}) == {"since": "2026-05-01 10:00:00"}
+    assert arguments.list_query({"status": "DONE", "state": "timed_out"}) == {"status": "DONE", "state": "timed_out"}
+
+
+def test_the_next_page_hint_repeats_the_filters_given(monkeypatch, capsys):
+    pages = [{"tasks": [{"identifier": "pipe-9", "status": "DONE"}], "next": "MjAyNjA1MDE"}]
+    asked: list[dict] = []
+    monkeypatch.setattr(ApiClient, "tasks", lambda self, task_type, query: asked.append(query) or pages[0])
+    argv = ["list", "worker", "--identifier", "pipe-", "--limit", "5", "--since", "2026-05-01 10:00:00"]
+    assert main(argv + ["--cursor", "b2xk"]) == 0
+    hint = capsys.readouterr().out.splitlines()[-1]
+    expected = "tasker list worker --since '2026-05-01 10:00:00' --identifier pipe- --limit 5 --cursor MjAyNjA1MDE"
+    assert hint == "more: %s (or --all)" % expected
+    assert main(shlex.split(expected)[1:]) == 0
+    assert asked[1] == dict(asked[0], cursor="MjAyNjA1MDE"), "the same filters, the next page"
 
 
 @pytest.mark.parametrize(
@@ -111,3 +127,61 @@ def test_an_api_that_cannot_be_reached_exits_4_and_the_token_is_never_shown(caps
 def test_the_generated_identifier_of_a_submit_that_was_refused_a_connection_is_not_suggested(capsys, closed_url):
     assert main(["--url", closed_url, "submit", "worker", "--payload", json.dumps({"a": 1})]) == 4
     assert "--identifier" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "token", ["SEKRIT-abc\r", "SEKRIT\r\nX-Injected: 1", "SEKRIT-abc\n", "SEKRIT é", "SEKRIT-\u20ac", "SEKRIT-\udcff"]
+)
+def test_a_token_a_header_cannot_carry_is_bad_usage_and_never_shown(token, capsys, monkeypatch, closed_url):
+    monkeypatch.setenv("TASKER_TOKEN", token)
+    assert main(["--url", closed_url, "get", "worker", "x"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith("tasker: TASKER_TOKEN (or --token) holds a character an HTTP header cannot carry"), err
+    assert "SEKRIT" not in err
+
+
+LONG = "x" * 100_000
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["list", "worker", "--since", "garbage"], "--since must be a UTC time"),
+        (["list", "worker", "--since", "2026-13-45"], "--since must be a UTC time"),
+        (["list", "worker", "--until", "2026-05-01 25:00:00"], "--until must be a UTC time"),
+        (["list", "worker", "--since", "2026-05-02", "--until", "2026-05-01"], "is after --until"),
+        (["list", "worker", "--status", "BOGUS"], "--status must be one of CREATED, SENT, DONE"),
+        (["list", "worker", "--status", "done"], "--status must be one of"),
+        (["list", "worker", "--state", "ok"], "--state must be one of queued, received, running"),
+        (["list", "worker", "--limit", "501"], "--limit"),
+        (["list", "worker", "--limit", "0"], "--limit"),
+        (["list", "worker", "--identifier", LONG], "--identifier (the start of identifiers) must be 1 to 50"),
+        (["list", "worker", "--endpoint", "web 1"], "--endpoint must be 1 to 50"),
+        (["list", "worker", "--cursor", "not a cursor"], "--cursor must be a page's `next`"),
+        (["get", "worker", "not ok!"], "ID must be 1 to 50 characters"),
+        (["get", "worker", LONG], "ID must be 1 to 50 characters"),
+        (["watch", "Worker", "x"], "TYPE must be a task type name"),
+        (["get", "worker", "caf\udcff"], "ID must be"),  # a non-UTF-8 argument, as Python decodes it
+        (["get", "w\udcff", "x"], "TYPE must be"),
+        (["list", "worker", "--identifier", "\udcff"], "--identifier"),
+        (["submit", "worker", "-i", LONG], "--identifier must be 1 to 50"),
+        (["submit", "worker", "-e", "web1,web 2"], "--endpoint name must be"),
+        (["retry", "worker", "x", "-e", "web1,we/b2"], "--endpoints name must be"),
+        (["output", "worker", "x", "-e", "../web1"], "--endpoint must be"),
+        (["endpoints", "--type", "no-such-type"], "--type must be a task type name"),
+        (["--url", "http://[::1", "get", "worker", "x"], "TASKER_URL is not a valid URL"),
+        (["--url", "http://127.0.0.1:99999", "get", "worker", "x"], "TASKER_URL is not a valid URL"),
+        (["--url", "http://h\udcffst/", "get", "worker", "x"], "TASKER_URL is not a valid URL: it is not UTF-8"),
+    ],
+)
+def test_bad_usage_exits_2_before_any_request_even_with_nothing_listening(argv, words, capsys, monkeypatch, closed_url):
+    monkeypatch.setenv("TASKER_URL", closed_url)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("tasker: ") and words in err, err
+    assert len(err) < 400, "a long value is shown cut"
+
+
+def test_an_ipv6_api_is_shown_with_its_brackets():
+    assert ApiClient("http://[::1]:9/base/").url == "http://[::1]:9/base"

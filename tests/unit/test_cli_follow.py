@@ -31,7 +31,7 @@ class FakeStream:
         for line in ("id: %d" % event_id, "event: %s" % kind, "data: %s" % data, ""):
             self.lines.put(line.encode() + b"\n")
 
-    def readline(self) -> bytes:
+    def read1(self, size: int) -> bytes:
         return self.lines.get(timeout=10)
 
     def close(self) -> None:
@@ -102,20 +102,72 @@ def test_a_broken_stream_is_opened_again_from_the_last_event_it_gave(monkeypatch
     assert client.opened == [None, "7"] and follow.POLL_WAIT in client.gets
 
 
-def test_an_api_out_of_reach_is_tried_again_then_given_up(monkeypatch):
-    now = [0.0]
-    client = FakeClient([Unreachable("refused"), Unreachable("refused"), task_view("succeeded")], [Unreachable("x")])
-    sleeps: list[float] = []
+class FakeTime:
+    """A clock that moves only when the follower sleeps."""
 
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        now[0] += seconds
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
 
-    follower = Follower(client, "deploy", "rel-42", clock=lambda: now[0], sleep=sleep)
-    assert list(follower.views())[-1]["task"]["settled"] and sleeps == [0.5, 1.0]
+    def clock(self) -> float:
+        return self.now
 
-    client = FakeClient([Unreachable("refused")], [Unreachable("x")])
-    follower = Follower(client, "deploy", "rel-42", clock=lambda: now[0], sleep=sleep)
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_an_api_out_of_reach_while_following_is_tried_again_then_given_up():
+    time = FakeTime()
+    views = [task_view("running"), Unreachable("refused"), Unreachable("refused"), task_view("succeeded")]
+    client = FakeClient(views, [Unreachable("no stream")])
+    follower = Follower(client, "deploy", "rel-42", clock=time.clock, sleep=time.sleep)
+    assert list(follower.views())[-1]["task"]["settled"] and time.sleeps == [0.5, 1.0]
+
+    client = FakeClient([task_view("running"), Unreachable("refused")], [Unreachable("no stream")] * 20)
+    follower = Follower(client, "deploy", "rel-42", clock=time.clock, sleep=time.sleep)
     with pytest.raises(Unreachable, match="refused"):
         list(follower.views())
-    assert sum(sleeps[2:]) >= follow.GIVE_UP_AFTER
+    assert sum(time.sleeps[2:]) >= follow.GIVE_UP_AFTER
+
+
+def test_an_api_out_of_reach_at_the_first_get_is_an_error_at_once():
+    time = FakeTime()
+    client = FakeClient([Unreachable("refused"), task_view("succeeded")], [Unreachable("refused")])
+    follower = Follower(client, "deploy", "rel-42", clock=time.clock, sleep=time.sleep)
+    with pytest.raises(Unreachable, match="refused"):
+        list(follower.views())
+    assert time.sleeps == [] and client.gets == [None]
+
+
+def test_polls_keep_their_own_pace_when_the_server_answers_wait_at_once():
+    time = FakeTime()
+    client = FakeClient([task_view("running")] * 8 + [task_view("succeeded")], [Unreachable("no stream")] * 20)
+    asked_at: list[float] = []
+    answer = client.task
+
+    def task(task_type: str, identifier: str, wait: int | None = None) -> dict:
+        asked_at.append(time.now)
+        return answer(task_type, identifier, wait)
+
+    client.task = task
+    follower = Follower(client, "deploy", "rel-42", clock=time.clock, sleep=time.sleep)
+    assert list(follower.views())[-1]["task"]["settled"]
+    polls = [at for at, wait in zip(asked_at, client.gets, strict=True) if wait == follow.POLL_WAIT]
+    assert len(polls) == 8
+    gaps = [later - earlier for earlier, later in zip(polls, polls[1:], strict=False)]
+    assert min(gaps) >= follow.POLL_EVERY, gaps
+
+
+def test_an_id_only_frame_moves_the_id_the_stream_is_opened_again_from(monkeypatch):
+    monkeypatch.setattr(follow, "REOPEN_AFTER", 0)
+    first, second = FakeStream(), FakeStream()
+    first.lines.put(b"id: 41\n\n")
+    first.lines.put(b"")
+    client = FakeClient([task_view("running", 0)], [first, second])
+    follower = Follower(client, "deploy", "rel-42")
+    views = follower.views()
+    next(views), next(views)  # the first GET, then a poll once the stream ended
+    client.views[:] = [task_view("succeeded")]
+    assert list(views)[-1]["task"]["settled"]
+    assert client.opened == [None, "41"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime
 
+import pytest
 from rich.console import Console
 
 from tasker.client.live import LiveTable, new_lines
-from tasker.client.render import task_table
+from tasker.client.render import endpoints_table, show, task_table, tasks_table
 from tasker.client.task_view import (
     apply_event,
     change_text,
@@ -142,3 +144,35 @@ def _text(table: LiveTable) -> str:
     with table.console.capture() as captured:
         table.console.print(table.render())
     return captured.get()
+
+
+MARKUP = ["[link=https://e.vil]ok[/link]", "[/]", "[bold red]red[/bold red] :thumbs_up:", "web[/x]"]
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_text_from_the_api_is_shown_as_written_never_read_as_markup(terminal, monkeypatch):
+    """Progress messages, output, errmsg, host and endpoint names, identifiers: all as they are."""
+    rows = [
+        response("web%d" % n, "running", progress=40, progress_message=text, output_tail=text + "\n")
+        for n, text in enumerate(MARKUP)
+    ]
+    rows.append(response("web[/]", "failed", errnr=1, errmsg="[/] [link=https://e.vil]x[/link]"))
+    hosts = [{"type": "deploy", "endpoint": text, "alive": True, "host": text, "running": text} for text in MARKUP]
+    tasks = [{"identifier": text, "status": "DONE", "endpoints": [], "counts": {}} for text in MARKUP]
+    console = Console(
+        file=io.StringIO(), width=300, force_terminal=terminal, color_system="truecolor" if terminal else None
+    )
+    for table in (task_table(console, view(*rows), "the summary"), endpoints_table(console, hosts)):
+        console.print(table)
+    console.print(tasks_table(console, tasks))
+    out = console.file.getvalue()
+    assert "\x1b]8;" not in out, "no terminal hyperlink"
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    for text in MARKUP + ["[/] [link=https://e.vil]x[/link]"]:
+        assert text in plain, text
+    assert "👍" not in plain
+    if not terminal:  # what a pipe reads, line by line
+        lines: list[str] = []
+        monkeypatch.setattr("tasker.client.render.write_line", lines.append)
+        show(console, endpoints_table(console, hosts))
+        assert any("[link=https://e.vil]ok[/link]" in line for line in lines), lines
