@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from tasker.lifecycle import MAX_LIMIT, PERCENT, RETRY_SELECTIONS
+from tasker.names import NAME_SCHEMA_PATTERN
 from tasker.status import ResponseState, ResponseStatus, TaskStatus
 
-# tasker.config.NAME_PATTERN, in JSON Schema's (ECMA-262) reading: `$` is the end of the string only.
-NAME_PATTERN = r"^[A-Za-z0-9._:-]{1,50}$"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 
 # The error answers the API gives: the name of each in `#/components/responses`, and when (README "Errors").
@@ -43,7 +42,7 @@ _OUTPUT_KEYS = {
 
 def component_schemas(max_endpoints: int, max_timeout: float = 86400.0) -> dict[str, Any]:
     """The JSON schemas of request and answer bodies, by name (`#/components/schemas/<name>`)."""
-    name = {"type": "string", "pattern": NAME_PATTERN}
+    name = {"type": "string", "pattern": NAME_SCHEMA_PATTERN}
     time = {"type": "string", "pattern": TIME_PATTERN}
     return {
         "Name": name,

@@ -7,13 +7,12 @@ import math
 import re
 from typing import Any
 
-from tasker.config import NAME_PATTERN
 from tasker.errors import InvalidTask
 from tasker.jsontext import JsonText
 from tasker.lifecycle import MAX_LIMIT, PERCENT, RETRY_SELECTIONS
+from tasker.names import NAME_PATTERN, NAME_RULE
 from tasker.records import NewTask
 
-NAME_RULE = "1 to 50 characters from A-Z a-z 0-9 . _ : -"
 KNOWN_KEYS = {"identifier", "payload", "endpoints", "timeout", "max_concurrency", "max_errors"}
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _AS_LISTS = bytes.maketrans(b"{}", b"[]")

@@ -18,9 +18,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable
 
-from tasker.api.validation import NAME_RULE
 from tasker.client.errors import UsageError
-from tasker.config import NAME_PATTERN, TASK_TYPE_PATTERN
+from tasker.names import NAME_PATTERN, NAME_RULE, TASK_TYPE_PATTERN
 from tasker.status import ResponseState, TaskStatus
 
 RETRY_SELECTIONS = ("failed", "missing", "all", "unfinished")

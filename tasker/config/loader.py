@@ -19,9 +19,8 @@ import yaml
 from tasker.config.schema import PROJECT_ROOT, Config, ManagerConfig, MessageQueueConfig, MetricsConfig
 from tasker.config.webhook_checks import check_webhooks
 from tasker.errors import ConfigError
+from tasker.names import NAME_PATTERN, TASK_TYPE_PATTERN
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,50}\Z")
-TASK_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}\Z")
 # Paths of the API's own at its root: a task type of one of these names would hide it.
 RESERVED_TASK_TYPES = ("endpoints", "events", "metrics", "ui", "health")
 _ENV_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
