@@ -100,7 +100,7 @@ class JsonHandler(tornado.web.RequestHandler):
             self.request,
             status,
             error_body(status, message).encode(),
-            dict(headers or {}, **{"Content-Type": JSON_TYPE}),
+            dict(headers or {}, **self.default_headers()),
         )
         self.on_connection_close()  # the connection is no longer Tornado's: this request ends here
 
@@ -123,7 +123,12 @@ class JsonHandler(tornado.web.RequestHandler):
         return scheme.lower() == "bearer" and matched
 
     def set_default_headers(self) -> None:
-        self.set_header("Content-Type", JSON_TYPE)
+        for name, value in self.default_headers().items():
+            self.set_header(name, value)
+
+    def default_headers(self) -> dict[str, str]:
+        """The headers of every answer, a refusal written before Tornado's headers included."""
+        return {"Content-Type": JSON_TYPE}
 
     def answer(self, status: int, body: Any) -> None:
         """Finish with `status` and `body` as JSON."""
@@ -176,13 +181,9 @@ class BodyHandler(JsonHandler):
 
     def route_refusal(self) -> Refusal | None:
         content_type = self.request.headers.get("Content-Type", "")
-        if self.request.method == "POST" and self.needs_json() and not _is_json(content_type):
+        if self.request.method == "POST" and not _is_json(content_type):
             return 415, "Content-Type must be application/json, not %r" % content_type, {}
         return None
-
-    def needs_json(self) -> bool:
-        """Whether this POST must say its body is JSON (one without a body may not, if allowed)."""
-        return True
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > self.settings["max_body_size"]:

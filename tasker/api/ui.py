@@ -83,10 +83,9 @@ class DashboardHandler(JsonHandler):
         super().initialize()
         self.dashboard = dashboard
 
-    def set_default_headers(self) -> None:
-        super().set_default_headers()
-        for name, value in SECURITY_HEADERS.items():
-            self.set_header(name, value)
+    def default_headers(self) -> dict[str, str]:
+        """The security headers too, on every answer: refusals sent before the body is read included."""
+        return dict(super().default_headers(), **SECURITY_HEADERS)
 
     def allowed_methods(self) -> list[str]:
         return ["GET", "HEAD"]

@@ -1,121 +1,27 @@
 """The dashboard (`GET /ui`) in a real headless Chromium, against a real API that wants a token
-and real managers: tasks seen live, retry and cancel from their buttons, the endpoints, the
-token form, and untrusted text shown as text. Screenshots go to var/screenshots/."""
+and real managers: tasks seen live, retry and cancel from their buttons, a run's output, the
+endpoints, the filters and pages of the list, and the event stream's reconnects. Screenshots go
+to var/screenshots/. tests/e2e/test_dashboard_security.py has the token form, untrusted text and
+the routes."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
-import shutil
-import uuid
-from dataclasses import dataclass
-
 import pytest
-from sqlalchemy import delete, update
 
-from tasker.storage.models import EndpointRegistration, OutputChunk, TaskResponse
-from tests.helpers import ROOT, Api, Process, consumers, unique, wait_for
+from tests.e2e.dashboard_browser import API_ENV, TOKEN, browser, named, page, row, screenshot, settle, start_dashboard
+from tests.helpers import unique, wait_for
 
+__all__ = ["browser", "page"]  # fixtures of dashboard_browser, which the tests take by name
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PORT = 19170
-TOKEN = "dashboard-token-0123456789"
-API_ENV = {"TASKER_TEST_API_AUTH": "tokens", "TASKER_TEST_API_TOKENS": TOKEN}
-SCREENSHOTS = ROOT / "var" / "screenshots"
 # Every manager the module needs: (task type, endpoint).
 MANAGERS = [("sleeper", "dash-a"), ("chatty", "dash-a"), ("chatty", "dash-b"), ("horse", "dash-a")]
-# Markup in untrusted text: shown as text, it creates no element and runs nothing.
-IMG = "<img src=x onerror=alert(1)>"
-SCRIPT = "<script>alert(2)</script>"
-
-
-def chromium_path() -> str | None:
-    """Debian's Chromium binary (`/usr/bin/chromium` is a shell wrapper around it), or another."""
-    candidates = [os.environ.get("TASKER_TEST_CHROMIUM"), "/usr/lib/chromium/chromium"]
-    candidates += [shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")]
-    return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
-
-
-def missing(what: str) -> None:
-    """A missing browser skips these tests locally and fails them under CI."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(what)
-    pytest.skip(what)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        missing("Playwright for Python is not installed (pip install -e '.[test]')")
-    path = chromium_path()
-    if path is None:
-        missing("no Chromium found (apt-get install chromium, or set TASKER_TEST_CHROMIUM)")
-    expect.set_options(timeout=10_000)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=path, headless=True)
-        yield launched
-        launched.close()
-
-
-@dataclass
-class Dashboard:
-    api: Api
-    url: str
-    process: Process  # the API's, replaced when a test restarts it
 
 
 @pytest.fixture(scope="module")
 def dashboard(cluster, browser):
-    """An API that wants a token, and the managers of MANAGERS (started side by side)."""
-    for task_type, endpoint in MANAGERS:
-        cluster.manager(endpoint, task_type, wait=False)
-    process, api = cluster.api(PORT, env=API_ENV, token=TOKEN)
-    vhost = cluster.env.get("TASKER_TEST_VHOST", "tasker_test")
-    for task_type, endpoint in MANAGERS:
-        queue = "tasker.%s.%s" % (task_type, endpoint)
-        wait_for(lambda queue=queue: consumers(vhost, queue) > 0, 30, 0.1, "%s to consume its queue" % queue)
-    return Dashboard(api, "http://127.0.0.1:%d/ui" % PORT, process)
-
-
-def open_page(browser, token: str | None = TOKEN):
-    """A page in a fresh context (the token already in sessionStorage, unless None), recording
-    JavaScript errors, dialogs and Content-Security-Policy violations."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    script = "window.__violations = []; document.addEventListener('securitypolicyviolation',"
-    script += " (event) => window.__violations.push(event.violatedDirective));"
-    if token:
-        script += "sessionStorage.setItem('tasker.token', %s);" % json.dumps(token)
-    context.add_init_script(script)
-    page = context.new_page()
-    page.errors, page.dialogs = [], []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-    return page
-
-
-@pytest.fixture
-def page(browser, dashboard):
-    opened = open_page(browser)
-    yield opened
-    assert opened.errors == [], "JavaScript errors on the page"
-    assert opened.dialogs == [], "dialogs opened"
-    opened.context.close()
-
-
-def screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
-
-
-def named(prefix: str) -> str:
-    """An identifier that reads well in a screenshot, unique in the session."""
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:4])
-
-
-def row(page, endpoint: str):
-    return page.locator('#responses tr.response[data-endpoint="%s"]' % endpoint)
+    """An API that wants a token, and the managers of MANAGERS."""
+    return start_dashboard(cluster, PORT, MANAGERS)
 
 
 def test_a_task_is_seen_going_from_queued_to_succeeded_without_a_reload(dashboard, page, cluster):
@@ -220,70 +126,6 @@ def test_the_endpoints_page_shows_the_alive_endpoints(dashboard, page):
     screenshot(page, "dashboard-endpoints.png")
 
 
-def test_with_tokens_required_the_page_asks_for_one_and_then_works(dashboard, browser):
-    from playwright.sync_api import expect
-
-    page = open_page(browser, token=None)
-    try:
-        page.goto(dashboard.url + "#/tasks/chatty")
-        expect(page.locator("#token-dialog")).to_be_visible()
-        page.fill("#token-input", "not-the-token")
-        page.click("#token-submit")
-        expect(page.locator("#token-error")).to_be_visible()  # refused: asked again
-        page.fill("#token-input", TOKEN)
-        page.click("#token-submit")
-        expect(page.locator("#token-dialog")).to_be_hidden()
-        expect(page.locator("#task-list tbody tr").first).to_be_visible()
-        expect(page.locator("#live")).to_have_attribute("data-state", "live")  # the stream sends it too
-        assert page.evaluate("sessionStorage.getItem('tasker.token')") == TOKEN
-        assert TOKEN not in page.url
-        assert page.errors == [] and page.dialogs == []
-    finally:
-        page.context.close()
-
-
-def test_untrusted_text_is_shown_as_text_and_runs_nothing(dashboard, page, database):
-    from playwright.sync_api import expect
-
-    identifier = unique("markup")
-    hostile = IMG + SCRIPT
-    body = {"identifier": identifier, "payload": {"do": "print", "note": hostile}, "endpoints": ["dash-a"]}
-    created = dashboard.api.post("horse", body)
-    assert created.status == 201, created
-    dashboard.api.wait_status("horse", identifier, ("DONE",))
-    task_id = created.json["id"]
-    # What a handler can make its response say: its errmsg, progress message, payload and output.
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    with database.transaction() as session:
-        this = (TaskResponse.task_id == task_id) & (TaskResponse.endpoint == "dash-a")
-        values = {"errnr": 9, "errmsg": hostile, "progress": 50.0, "progress_message": IMG, "output_tail": hostile}
-        session.execute(update(TaskResponse).where(this).values(payload=json.dumps(hostile), **values))
-        chunk = (OutputChunk.task_id == task_id) & (OutputChunk.endpoint == "dash-a")
-        session.execute(update(OutputChunk).where(chunk).values(chunk=hostile + "\n"))
-        times = {"registered_time": now, "last_seen_time": now}
-        session.add(EndpointRegistration(type="horse", endpoint="dash-markup", host=hostile, version=IMG, **times))
-    try:
-        page.goto(dashboard.url + "#/task/horse/" + identifier)
-        expect(row(page, "dash-a").locator(".result")).to_contain_text("errnr 9: " + hostile)
-        expect(row(page, "dash-a").locator(".progress")).to_contain_text(IMG)
-        expect(page.locator('tr.response-details[data-endpoint="dash-a"] pre')).to_have_text(hostile)
-        page.click("details.payload summary")
-        expect(page.locator("#task-payload")).to_contain_text(hostile)
-        row(page, "dash-a").locator(".output-button").click()
-        expect(page.locator("#output-text")).to_have_text(hostile + "\n")
-        assert page.locator("main img, main script, dialog img, dialog script").count() == 0
-        page.click("#output-close")
-        page.goto(dashboard.url + "#/endpoints?type=horse")
-        listed = page.locator('#endpoint-list tr[data-endpoint="dash-markup"]')
-        expect(listed).to_contain_text(hostile)
-        expect(listed).to_contain_text(IMG)
-        assert page.locator("main img, main script").count() == 0
-        assert page.evaluate("window.__violations") == [], "markup was parsed (and stopped by the CSP)"
-    finally:
-        with database.transaction() as session:
-            session.execute(delete(EndpointRegistration).where(EndpointRegistration.endpoint == "dash-markup"))
-
-
 def test_the_task_list_filters_by_state_and_pages_with_next(dashboard, page, tmp_path):
     from playwright.sync_api import expect
 
@@ -361,3 +203,75 @@ def test_after_the_api_restarts_the_page_reconnects_and_catches_up(dashboard, pa
     expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=20_000)
     expect(row(page, "dash-a").locator(".state")).to_have_text("succeeded")
     assert streams[0] is None and streams[-1] and streams[-1].isdigit(), streams  # resumed after the last event
+
+
+def test_a_stream_that_ends_at_once_is_opened_again_later_each_time(dashboard, page):
+    from playwright.sync_api import expect
+
+    # A proxy with a short idle timeout, say: the stream opens, sends nothing, ends.
+    page.route("**/events?*", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=""))
+    page.add_init_script(
+        """window.__retries = [];
+        let shown = '';
+        new MutationObserver(() => {
+            const text = document.getElementById('live')?.textContent ?? '';
+            if (text !== shown && text.startsWith('reconnecting')) window.__retries.push(text);
+            shown = text;
+        }).observe(document, {subtree: true, childList: true, characterData: true});"""
+    )
+    page.goto(dashboard.url + "#/tasks/sleeper")
+    expect(page.locator("#task-list")).to_be_visible()
+    retries = wait_for(
+        lambda: page.wait_for_timeout(100) or page.evaluate("window.__retries.length >= 3 && window.__retries"),
+        20,
+        0,
+        "three reconnects",
+    )
+    seconds = [int(text.split()[2]) for text in retries[:3]]
+    # 1, 2, then 4 s, each with up to 20 % of jitter, as after any failure.
+    assert seconds[0] == 1 and seconds[1] == 2 and 3 <= seconds[2] <= 5, retries
+
+
+def test_the_output_dialog_shows_the_last_output_opened_and_revokes_its_object_urls(dashboard, page):
+    from playwright.sync_api import Error, expect
+
+    identifier = unique("output")
+    body = {"identifier": identifier, "payload": {"seconds": 0}, "endpoints": ["dash-a"]}
+    assert dashboard.api.post("sleeper", body).status == 201
+    dashboard.api.wait_status("sleeper", identifier, ("DONE",))
+    held = []
+
+    def answer(route):
+        if not held:
+            held.append(route)  # the first load hangs until the test answers it
+        else:
+            route.fulfill(status=200, headers={"X-Tasker-Run-State": "succeeded"}, body="second load\n")
+
+    page.route("**/output?*", answer)
+    ended = []
+    for event in ("requestfinished", "requestfailed"):
+        page.on(event, lambda request: ended.append(request.url) if "/output?" in request.url else None)
+    page.add_init_script(
+        """window.__urls = new Set();
+        const create = URL.createObjectURL, revoke = URL.revokeObjectURL;
+        URL.createObjectURL = (blob) => { const url = create(blob); window.__urls.add(url); return url; };
+        URL.revokeObjectURL = (url) => { window.__urls.delete(url); revoke(url); };"""
+    )
+    page.goto(dashboard.url + "#/task/sleeper/" + identifier)
+    output = row(page, "dash-a").locator(".output-button")
+    output.click()
+    wait_for(lambda: page.wait_for_timeout(50) or held, 10, 0, "the first load to be sent")
+    page.click("#output-close")
+    output.click()
+    expect(page.locator("#output-text")).to_have_text("second load\n")
+    expect(page.locator("#output-save")).to_be_visible()
+    try:
+        held[0].fulfill(status=200, headers={"X-Tasker-Run-State": "succeeded"}, body="first load, answered late\n")
+    except Error:
+        pass  # the page may have dropped that request when it gave the load up
+    wait_for(lambda: page.wait_for_timeout(50) or len(ended) == 2, 10, 0, "both loads to end, one way or the other")
+    settle(page)
+    expect(page.locator("#output-text")).to_have_text("second load\n")
+    assert page.evaluate("window.__urls.size") == 1, "one object URL: the Save link's"
+    page.click("#output-close")
+    wait_for(lambda: page.evaluate("window.__urls.size") == 0, 5, 0.05, "its object URL revoked once it closed")

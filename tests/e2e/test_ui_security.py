@@ -4,11 +4,13 @@ another web page's Origin, so a page on another site cannot operate tasks."""
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 
 import pytest
 
-from tasker.api.ui import CONTENT_SECURITY_POLICY
+from tasker.api.ui import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 from tasker.dashboard import static_dir
 from tests.helpers import Api, unique
 
@@ -96,6 +98,52 @@ def test_nothing_but_the_dashboards_files_is_served_under_ui(anonymous, path):
     assert answer.status == 404, answer
     assert answer.json["error"]["status"] == 404
     assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+def raw_exchange(request: bytes) -> tuple[int, dict[str, str], dict]:
+    """Send `request` as it is (a body announced may not follow) and read the answer: status,
+    headers (names in lower case) and JSON body."""
+    with socket.create_connection(("127.0.0.1", PORT), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while not _complete(answer):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+def _complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    return bool(found and length and len(body) >= int(length.group(1)))
+
+
+@pytest.mark.parametrize(
+    "request_head, body, status",
+    [
+        (b"POST /ui", b"x" * 10, 405),
+        (b"POST /ui/static/app.js", b"x" * 10, 405),
+        (b"GET /ui/nothing", b"x" * 10, 404),
+        (b"GET /ui", b"", 413),  # announces 2 MB, sends none of it
+    ],
+    ids=["405-page", "405-file", "404", "413"],
+)
+@pytest.mark.usefixtures("api")
+def test_every_answer_under_ui_carries_the_security_headers_refusals_with_a_body_included(request_head, body, status):
+    length = len(body) if body else 2_000_000
+    request = request_head + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (length, body)
+    answered, headers, error = raw_exchange(request)
+    assert (answered, error["error"]["status"]) == (status, status), (answered, headers, error)
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name.lower()) == value, (name, headers)
+    assert headers["content-type"].startswith("application/json")
+    if status == 405:
+        assert headers["allow"] == "GET, HEAD"
 
 
 def test_ui_with_a_slash_is_sent_to_the_page(anonymous):

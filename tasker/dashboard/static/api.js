@@ -9,6 +9,24 @@ const TOKEN_KEY = 'tasker.token';
 /** The API's root: the page is `<root>/ui`, this module `<root>/ui/static/api.js`. */
 export const API_ROOT = new URL('../../', import.meta.url);
 
+/** The API's rule for identifiers and endpoint names: 1 to 50 characters from A-Z a-z 0-9 . _ : - */
+export const NAME = /^[A-Za-z0-9._:-]{1,50}$/;
+
+/**
+ * Whether `text` can be one segment of an API path the page builds: a name by the API's rule,
+ * but not `.` or `..`, which a URL resolves away (encoded or not) to leave the API's routes.
+ */
+export function isPathName(text) {
+  return NAME.test(text) && text !== '.' && text !== '..';
+}
+
+/** An API path from its segments, each checked and encoded: `apiPath('worker', id, 'output')`. */
+export function apiPath(...segments) {
+  const bad = segments.find((segment) => !isPathName(segment));
+  if (bad !== undefined) throw new Error(`not a name the API takes: ${String(bad).slice(0, 60)}`);
+  return segments.map(encodeURIComponent).join('/');
+}
+
 /** An error answer of the API: its status and the message of its JSON body. */
 export class ApiError extends Error {
   constructor(status, message) {

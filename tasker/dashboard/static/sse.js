@@ -9,6 +9,9 @@
 import { ApiError, askToken, authHeaders, API_ROOT, token } from './api.js';
 
 const BACKOFF_SECONDS = [1, 2, 4, 8, 15, 30];
+// A stream counts as having worked (the backoff starts again at its first step) once it delivered
+// an event or stayed open this long: one that opens and ends at once is backed off like a failure.
+const STABLE_MS = 10_000;
 
 /** Splits a text stream into Server-Sent Events; `feed()` returns the events complete so far. */
 export class SseParser {
@@ -70,6 +73,7 @@ export class EventStream {
     this.callbacks = { onEvent, onOpen, onReset, onState };
     this.lastEventId = null;
     this.failures = 0;
+    this.openedAt = null; // when the stream now being read opened (performance.now())
     this.controller = null;
     this.timer = null;
     this.stopped = false;
@@ -109,7 +113,7 @@ export class EventStream {
         return;
       }
       if (!response.ok) throw new ApiError(response.status, `HTTP ${response.status}`);
-      this.failures = 0;
+      this.openedAt = performance.now();
       this.state('live', 'live');
       this.callbacks.onOpen?.(headers['Last-Event-ID'] !== undefined);
       await this.read(response.body);
@@ -128,6 +132,7 @@ export class EventStream {
       if (done) return;
       for (const event of parser.feed(value)) {
         if (event.id !== null) this.lastEventId = event.id;
+        this.failures = 0;
         this.dispatch(event);
       }
     }
@@ -148,6 +153,8 @@ export class EventStream {
   }
 
   retryLater(error) {
+    if (this.openedAt !== null && performance.now() - this.openedAt >= STABLE_MS) this.failures = 0;
+    this.openedAt = null;
     const seconds = BACKOFF_SECONDS[Math.min(this.failures, BACKOFF_SECONDS.length - 1)];
     this.failures += 1;
     const delay = seconds * 1000 * (0.8 + Math.random() * 0.4); // jitter: not every tab at once

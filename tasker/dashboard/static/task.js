@@ -1,7 +1,7 @@
 // One task: `GET /<type>/<identifier>?runs=all`, one row per endpoint, live through
 // `GET /events?type=<type>&identifier=<identifier>`; Retry and Cancel buttons.
 
-import { getJson, postJson } from './api.js';
+import { apiPath, getJson, postJson } from './api.js';
 import { badge, h, head, replace, route, throttled, time } from './dom.js';
 import { showOutput } from './output.js';
 import { EventStream } from './sse.js';
@@ -13,10 +13,10 @@ const REFRESH_MS = 500;
 const CONFIRM_MS = 5000;
 const COLUMNS = ['Endpoint', 'State', 'Progress', 'Run', 'Attempts', 'Started (UTC)', 'Changed (UTC)', 'Result', ''];
 
-/** Render task `identifier` of `type`; returns the view's stop(). */
+/** Render task `identifier` of `type` (both checked by the router); returns the view's stop(). */
 export function showTask(page, type, identifier) {
   const routeKey = location.hash;
-  const path = `${encodeURIComponent(type)}/${encodeURIComponent(identifier)}`;
+  const path = apiPath(type, identifier);
   const state = { task: null, responses: [], open: new Set() };
   const status = h('span', { id: 'task-status' });
   const facts = h('dl', { class: 'facts' });

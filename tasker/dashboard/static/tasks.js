@@ -1,7 +1,7 @@
 // The task list of one type: `GET /<type>` with the history's filters, a page at a time,
 // kept live through `GET /events?type=<type>` while the newest page is shown.
 
-import { getJson } from './api.js';
+import { apiPath, getJson } from './api.js';
 import { badge, h, head, replace, route, routeWithQuery, throttled, time } from './dom.js';
 import { EventStream } from './sse.js';
 
@@ -38,7 +38,7 @@ export function showTasks(page, type, query) {
     if (query.cursor) params.set('cursor', query.cursor);
     let answer;
     try {
-      answer = await getJson(encodeURIComponent(type) + '?' + params.toString());
+      answer = await getJson(apiPath(type) + '?' + params.toString());
     } catch (error) {
       if (page.current(routeKey)) page.notice(error.message);
       return;
@@ -88,7 +88,6 @@ function typeChooser(types, type, filters) {
     },
     types.map((name) => h('option', { value: name, selected: name === type }, name)),
   );
-  if (!types.includes(type)) select.prepend(h('option', { value: type, selected: true }, type));
   return select;
 }
 
