@@ -20,6 +20,7 @@ from tasker.config import MessageQueueConfig
 from tasker.messaging.parameters import connection_parameters
 from tasker.messaging.topology import (
     REASON_HEADER,
+    dead_letter_arguments,
     dead_letter_name,
     endpoint_exchange,
     queue_arguments,
@@ -231,7 +232,9 @@ class Consumer:
         dead = self.dead_letter
         return [
             lambda cb: channel.exchange_declare(dead, ExchangeType.fanout, durable=True, callback=cb),
-            lambda cb: channel.queue_declare(dead, durable=True, callback=cb),
+            lambda cb: channel.queue_declare(
+                dead, durable=True, arguments=dead_letter_arguments(self.settings.queue_type), callback=cb
+            ),
             # Expired messages reach the queues' dead-letter exchange: they are dropped there.
             lambda cb: channel.queue_unbind(dead, dead, callback=cb),
             lambda cb: channel.exchange_declare(self.exchange, ExchangeType.direct, durable=True, callback=cb),

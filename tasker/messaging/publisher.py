@@ -213,6 +213,11 @@ class Publisher:
                 future.set_result(None)
             else:
                 future.set_exception(BrokerUnavailable("the broker refused the message"))
+        if not acked and channel.is_open:
+            # On a RabbitMQ cluster, a channel opened while a quorum queue elects its leader
+            # (its node just died) may have every later publish refused; a new channel is not.
+            log.warning("RabbitMQ refused a message: opening a new channel")
+            channel.close()
 
     def _fail_pending(self, exc: Exception) -> None:
         pending, self._pending = self._pending, {}

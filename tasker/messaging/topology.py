@@ -55,6 +55,12 @@ def queue_arguments(prefix: str, queue_type: str = "classic") -> dict[str, str]:
     return arguments
 
 
+def dead_letter_arguments(queue_type: str = "classic") -> dict[str, str]:
+    """Arguments of the dead-letter queue: of the endpoint queues' type, so that on a cluster
+    it is replicated too (a classic queue on a node that is down refuses every declaration)."""
+    return {} if queue_type == "classic" else {"x-queue-type": queue_type}
+
+
 def expiry_policy(prefix: str, seconds: float) -> tuple[str, str, dict[str, int]]:
     """The name, queue pattern and definition of the policy that deletes idle endpoint queues
     (every queue of the prefix but the dead-letter queue)."""
