@@ -71,3 +71,19 @@ bench: $(VENV)/.bench-installed
 
 clean: stop
 	rm -rf var build $(VENV) *.egg-info
+
+.PHONY: cluster cluster-stop test-cluster
+
+## cluster: three RabbitMQ nodes (AMQP 5681-5683) and HAProxy (19200) on this machine, all
+## under var/cluster (scripts/cluster); the machine's own RabbitMQ is left alone.
+cluster:
+	scripts/cluster start
+
+cluster-stop:
+	scripts/cluster stop
+
+## test-cluster: tasker on that cluster through node and API faults (tests/cluster, a few
+## minutes; not part of `make test`). It starts the cluster and stops it at the end.
+test-cluster: $(VENV)/.installed
+	scripts/ensure-services
+	TASKER_CLUSTER_TESTS=1 $(VENV)/bin/pytest tests/cluster $(PYTEST_ARGS)

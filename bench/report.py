@@ -7,6 +7,7 @@ import argparse
 import os
 from typing import Any
 
+from bench.cluster import rows as cluster_rows
 from tasker.storage.history import WINDOW as HISTORY_WINDOW
 
 CPU_GROUPS = ("api", "managers", "mariadb", "rabbitmq", "client")
@@ -158,6 +159,7 @@ def _end_to_end_rows(results: dict[str, Any], pub: float | None, ins: float | No
         rows.append(
             (label, _number(f["rate"]) + " tasks/s", _number(f["p50_ms"]), _number(f["p99_ms"]), "", "", _cpu(f), "")
         )
+    rows += cluster_rows(results, _cpu, _number)
     if "celery" in results:
         f = results["celery"]
         rows.append(

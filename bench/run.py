@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import history, large_bodies, raw_limits, workhorse
+from bench import cluster, history, large_bodies, raw_limits, workhorse
 from bench.history import fill_history, measure_pages
 from bench.http_client import closed_loop
 from bench.phases import (
@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-polling", action="store_true", help="no end-to-end run with a polling client")
     parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between two GETs of a task")
     parser.add_argument("--poll-concurrency", type=int, default=64, help="GETs in flight at most, polling client")
+    parser.add_argument(
+        "--skip-cluster", action="store_true", help="no end-to-end run on scripts/cluster's 3 RabbitMQ nodes, 2 APIs"
+    )
     parser.add_argument("--skip-celery", action="store_true", help="leave the Celery peer out")
     parser.add_argument("--celery-concurrency", type=int, default=2, help="pool processes of each Celery worker")
     parser.add_argument("--skip-tasker", action="store_true", help="no tasker processes: raw limits and Celery only")
@@ -346,6 +349,8 @@ def run_phases(group: ProcessGroup, config: Config, args: argparse.Namespace, en
         results["client_ceiling"] = client_ceiling(group, max(10000, args.post_requests))
         asyncio.run(tasker_phases(group, config, args, results))
         group.stop_all()
+        if not args.skip_cluster:
+            results["cluster"] = cluster.phase(group, config, args, env, WORKER_ENDPOINTS)
     if not args.skip_celery:
         results["celery"] = _celery_peer().run(config, args, LOG_DIR)
 

@@ -15,6 +15,8 @@ import pytest
 from tests.helpers import BIN, ROOT, Cluster, process_env
 
 SERVICES = {"RabbitMQ": 5672, "MariaDB": 3306}
+# tests/cluster starts a RabbitMQ cluster of its own and takes minutes: `make test-cluster` runs it.
+collect_ignore = [] if os.environ.get("TASKER_CLUSTER_TESTS") == "1" else ["cluster"]
 
 
 def _port_open(port: int) -> bool:
