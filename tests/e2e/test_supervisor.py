@@ -68,9 +68,16 @@ def all_running(ctl) -> dict[str, tuple[str, int]] | None:
     return found if sorted(found) == PROGRAMS and all(s == "RUNNING" for s, _ in found.values()) else None
 
 
+def wait_ready(ctl, port: int) -> dict[str, tuple[str, int]]:
+    """Every program RUNNING, and the API answering: RUNNING only says it started a second ago."""
+    running = wait_for(lambda: all_running(ctl), 60, 0.5, "every program RUNNING")
+    wait_for(Api(port).healthy, 30, 0.2, "the API on port %d answering" % port)
+    return running
+
+
 def test_supervisor_runs_api_and_managers_and_restarts_a_crashed_manager(supervisor):
     ctl, var = supervisor
-    running = wait_for(lambda: all_running(ctl), 60, 0.5, "every program RUNNING")
+    running = wait_ready(ctl, PORT)
     api = Api(PORT)
     identifier = unique("supervised")
     assert api.post("worker", {"identifier": identifier, "endpoints": ["console1", "console2"]}).status == 201
@@ -95,7 +102,7 @@ def test_supervisor_runs_api_and_managers_and_restarts_a_crashed_manager(supervi
 
 def test_a_manager_killed_mid_task_is_restarted_by_supervisor_and_performs_it_again(slow_supervisor):
     ctl, var = slow_supervisor
-    running = wait_for(lambda: all_running(ctl), 60, 0.5, "every program RUNNING")
+    running = wait_ready(ctl, PORT + 1)
     api = Api(PORT + 1)
     identifier = unique("killed")
     assert api.post("worker", {"identifier": identifier, "endpoints": ["console1"]}).status == 201
@@ -108,7 +115,7 @@ def test_a_manager_killed_mid_task_is_restarted_by_supervisor_and_performs_it_ag
 
 def test_supervisorctl_stop_lets_the_manager_finish_and_record_its_task(slow_supervisor):
     ctl, var = slow_supervisor
-    wait_for(lambda: all_running(ctl), 60, 0.5, "every program RUNNING")
+    wait_ready(ctl, PORT + 1)
     api = Api(PORT + 1)
     identifier = unique("stopped")
     assert api.post("worker", {"identifier": identifier, "endpoints": ["console2"]}).status == 201
@@ -123,7 +130,7 @@ def test_supervisorctl_stop_lets_the_manager_finish_and_record_its_task(slow_sup
 
 def test_supervisorctl_stop_does_not_signal_the_processes_a_handler_started(supervisor):
     ctl, var = supervisor
-    wait_for(lambda: all_running(ctl), 60, 0.5, "every program RUNNING")
+    wait_ready(ctl, PORT)
     api = Api(PORT)
     identifier = unique("deploy")
     task = {"identifier": identifier, "endpoints": ["console1"], "payload": {"do": "deploy", "seconds": 3}}
