@@ -4,7 +4,7 @@ VENV := .venv
 MODE ?= development
 API_PORT ?= 8888
 
-.PHONY: run stop status test unit lint clean bench fuzz
+.PHONY: run stop status test test-long unit lint clean bench fuzz
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -42,10 +42,15 @@ stop:
 status:
 	bin/supervisorctl --mode $(MODE) status
 
-## test: the whole suite, against the real RabbitMQ and MariaDB (started if down).
+## test: the suite, against the real RabbitMQ and MariaDB (started if down), but for the
+## tests that wait a minute or more by nature: `make test-long` runs those.
 test: $(VENV)/.installed lint
 	scripts/ensure-services
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not long" $(PYTEST_ARGS)
+
+test-long: $(VENV)/.installed
+	scripts/ensure-services
+	$(VENV)/bin/pytest -m long $(PYTEST_ARGS)
 
 ## fuzz: Schemathesis over every phase and check, against a test-mode API that wants a token.
 fuzz: $(VENV)/.installed

@@ -23,7 +23,7 @@ import pytest
 
 from tests.helpers import ROOT, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow, pytest.mark.long]
 
 API_PORT = 8888
 HEALTH_URL = "http://127.0.0.1:%d/health" % API_PORT

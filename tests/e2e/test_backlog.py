@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from tasker.storage.models import Task, TaskResponse
 from tests.helpers import Api, unique, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow, pytest.mark.long]
 BACKLOG = int(os.environ.get("TASKER_TEST_BACKLOG", "10000"))
 PREFETCH = 20
 

@@ -160,6 +160,7 @@ def short_consumer_timeout():
         rabbitmqctl("eval", "application:unset_env(rabbit, consumer_timeout).")
 
 
+@pytest.mark.long  # RabbitMQ looks for consumer timeouts once a minute
 def test_tasks_held_longer_than_the_consumer_timeout_are_neither_redelivered_nor_run_twice(
     fresh_cluster, short_consumer_timeout
 ):
