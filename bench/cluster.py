@@ -17,7 +17,7 @@ import subprocess
 from typing import Any
 
 from bench.phases import TaskCounter, end_to_end, progress, wait_healthy
-from bench.processes import BIN, ROOT, CpuMeter, Process, ProcessGroup, pids_named, wait_consuming
+from bench.processes import BIN, ROOT, CpuMeter, Process, ProcessGroup, initialize, pids_named, wait_consuming
 from tasker.config import Config
 
 log = logging.getLogger(__name__)
@@ -73,16 +73,7 @@ def phase(
 def _measure(
     group: ProcessGroup, config: Config, args: argparse.Namespace, env: dict[str, str], endpoints: list[str]
 ) -> dict[str, Any]:
-    done = subprocess.run(
-        [str(BIN / "initialize"), "--mode", "bench", "-r", "--reset"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        raise RuntimeError("bin/initialize -r on the cluster failed:\n%s%s" % (done.stdout, done.stderr))
+    initialize(env, "-r", "--reset")  # on the cluster: its vhost, users and policies
     apis = [_start(group, "cluster-api-%d" % port, ["api", "--port", str(port)], env) for port in API_PORTS]
     managers = []
     for number, endpoint in enumerate(endpoints):

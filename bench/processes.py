@@ -228,3 +228,17 @@ class CpuMeter:
         wall = max(1e-9, time.monotonic() - self._started)
         self.used = {name: seconds - self._before[name] for name, seconds in self._read().items()}
         return {name: round(100.0 * seconds / wall, 1) for name, seconds in self.used.items()}
+
+
+def initialize(env: dict[str, str], *flags: str) -> None:
+    """`bin/initialize --mode bench` with `flags`; a RuntimeError with its output if it fails."""
+    done = subprocess.run(
+        [str(BIN / "initialize"), "--mode", "bench", *flags],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError("bin/initialize %s failed:\n%s%s" % (" ".join(flags), done.stdout, done.stderr))

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,16 @@ from bench.phases import (
     wait_healthy,
 )
 from bench.polling import polling_end_to_end
-from bench.processes import BIN, ROOT, CpuMeter, ProcessGroup, pids_named, rss_mb, wait_consuming, wait_until
+from bench.processes import (
+    ROOT,
+    CpuMeter,
+    ProcessGroup,
+    initialize,
+    pids_named,
+    rss_mb,
+    wait_consuming,
+    wait_until,
+)
 from bench.report import comparison, format_table, notes
 from tasker.config import Config, load_config
 
@@ -102,16 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def reset(env: dict[str, str]) -> None:
     """Drop and recreate the bench database tables and vhost."""
     progress("resetting the bench database and vhost")
-    done = subprocess.run(
-        [str(BIN / "initialize"), "--mode", MODE, "-d", "-r", "--reset"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        raise RuntimeError("bin/initialize failed:\n%s%s" % (done.stdout, done.stderr))
+    initialize(env, "-d", "-r", "--reset")
 
 
 def measure_raw(config: Config, seconds: float) -> dict[str, float]:
