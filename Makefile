@@ -79,13 +79,15 @@ clean: stop
 
 .PHONY: cluster cluster-stop test-cluster
 
-## cluster: three RabbitMQ nodes (AMQP 5681-5683) and HAProxy (19200) on this machine, all
-## under var/cluster (scripts/cluster); the machine's own RabbitMQ is left alone.
-cluster:
-	scripts/cluster start
+## cluster: three RabbitMQ nodes (AMQP 5681-5683) and HAProxy (19200) on this machine, two
+## bin/api behind it and a manager per worker endpoint, all under var/cluster
+## (scripts/cluster-system); the machine's own RabbitMQ is left alone.
+cluster: $(VENV)/.installed
+	scripts/ensure-services
+	scripts/cluster-system start
 
 cluster-stop:
-	scripts/cluster stop
+	scripts/cluster-system stop
 
 ## test-cluster: tasker on that cluster through node and API faults (tests/cluster, a few
 ## minutes; not part of `make test`). It starts the cluster and stops it at the end.
